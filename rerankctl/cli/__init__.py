@@ -1,0 +1,1 @@
+"""The Typer command line. Thin: parse options, call the domain layer, print."""

@@ -1,0 +1,1 @@
+"""Data: formats, validation, converters, the reranker prompt, sampling, datasets, collators, synth."""

@@ -1,0 +1,99 @@
+"""Loading causal LMs and tokenizers from a local directory or a hub id.
+
+A directory holding a PEFT adapter (``adapter_config.json``) is loaded as its
+base model with the adapter applied; the base is found through the adapter's
+``base_model_name_or_path``. Everything goes through the real Hugging Face
+loading code (``AutoModelForCausalLM.from_pretrained``) so hub ids work when the
+machine is online and local directories work everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rerankctl.errors import NotFoundError, RerankctlError
+
+
+def pick_device(device: str | None = None) -> str:
+    import torch
+
+    if device:
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def pick_dtype(dtype: str | None, device: str):
+    """bf16 on a GPU that supports it, fp32 on CPU, unless ``dtype`` says otherwise."""
+    import torch
+
+    table = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+             "fp32": torch.float32, "float32": torch.float32}
+    if dtype and dtype != "auto":
+        if dtype not in table:
+            raise RerankctlError(f"unknown dtype {dtype!r}", hint="use bf16, fp16 or fp32")
+        return table[dtype]
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def adapter_base(path: str | Path) -> str | None:
+    """The base model of a PEFT adapter directory, or None when ``path`` is not one."""
+    config = Path(path) / "adapter_config.json"
+    if not config.is_file():
+        return None
+    return json.loads(config.read_text("utf-8")).get("base_model_name_or_path")
+
+
+def _check_local(path: str) -> None:
+    p = Path(path).expanduser()
+    looks_local = path.startswith((".", "/", "~")) or p.exists()
+    if looks_local and not (p / "config.json").is_file() and not (p / "adapter_config.json").is_file():
+        raise NotFoundError(
+            f"{path}: not a model directory (no config.json or adapter_config.json)",
+            hint="point --model at a Hugging Face model directory or a training run's final/ folder",
+        )
+
+
+def load_tokenizer(path: str | Path, padding_side: str = "left") -> Any:
+    from transformers import AutoTokenizer
+
+    path = str(path)
+    _check_local(path)
+    source = path
+    if not (Path(path) / "tokenizer_config.json").is_file() and adapter_base(path):
+        source = adapter_base(path)
+    tokenizer = AutoTokenizer.from_pretrained(source, padding_side=padding_side)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(path: str | Path, *, dtype=None, device: str | None = None,
+                   attn_implementation: str | None = None, base_model: str | None = None) -> Any:
+    """Load a causal LM (applying a PEFT adapter when ``path`` is one)."""
+    from transformers import AutoModelForCausalLM
+
+    path = str(path)
+    _check_local(path)
+    kwargs: dict[str, Any] = {}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    base = adapter_base(path)
+    if base is not None:
+        from peft import PeftModel
+
+        base_path = base_model or base
+        model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
+        model = PeftModel.from_pretrained(model, path)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if device:
+        model.to(device)
+    return model

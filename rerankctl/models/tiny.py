@@ -1,0 +1,88 @@
+"""Tiny Qwen3-architecture models built from a config, for the `tiny` preset and tests.
+
+They have the real Qwen3 architecture and vocabulary (151,936 rows, tied
+embeddings) with a handful of hidden units, random weights, and are saved as an
+ordinary Hugging Face model directory next to the offline Qwen3 tokenizer, so
+every code path that loads a real checkpoint loads these too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from rerankctl import paths
+
+TINY_SHAPE = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+}
+
+
+def qwen3_config(**overrides):
+    """A Qwen3Config with the tiny shape (override any field, e.g. for 0.6B-shaped benches)."""
+    from transformers import Qwen3Config
+
+    from rerankctl.models.tokenizer import QWEN3_VOCAB_SIZE
+
+    values = {
+        "vocab_size": QWEN3_VOCAB_SIZE,
+        "max_position_embeddings": 4096,
+        "tie_word_embeddings": True,
+        "rope_theta": 1_000_000.0,
+        "bos_token_id": 151643,
+        "eos_token_id": 151645,
+        "pad_token_id": 151643,
+        **TINY_SHAPE,
+    }
+    values.update(overrides)
+    return Qwen3Config(**values)
+
+
+# A Qwen3-0.6B-shaped config (random weights) for benchmarks.
+QWEN3_0_6B_SHAPE = {
+    "hidden_size": 1024,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+}
+
+
+def build_tiny_qwen3(output_dir: str | os.PathLike, seed: int = 0, tokenizer_cache: str | None = None, **overrides) -> Path:
+    """Write a randomly initialised tiny Qwen3 causal LM and the Qwen3 tokenizer to ``output_dir``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from rerankctl.models.tokenizer import load_qwen3_tokenizer
+
+    output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(qwen3_config(**overrides), dtype=torch.float32)
+    tokenizer = load_qwen3_tokenizer(tokenizer_cache)
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=output_dir.parent))
+    try:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        os.replace(tmp, output_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return output_dir
+
+
+def tiny_qwen3_dir(seed: int = 0) -> Path:
+    """The cached tiny model directory under the rerankctl home (built on first use)."""
+    target = paths.cache_dir("models") / f"tiny-qwen3-seed{seed}"
+    if not (target / "config.json").is_file():
+        build_tiny_qwen3(target, seed=seed)
+    return target
