@@ -1,0 +1,145 @@
+"""LambdaLoss: metric-driven pairwise logistic loss (Wang et al., CIKM 2018).
+
+Formula, for one group ranked by the model's current scores (rank ``π(i)`` of document
+``i``, labels ``y``, gains ``G_i = (2^{y_i} − 1) / maxDCG@k``, discounts ``D_i = log2(1 + π(i))``)::
+
+    loss = (1 / |P|) Σ_{(i,j) ∈ P} w_ij · −log σ(σ_s · (s_i − s_j))
+
+    P = {(i, j): both real, y_i > y_j, π(i) ≤ k and π(j) ≤ k}     (all i ≠ j for NDCGLoss1)
+
+with ``w_ij`` from the weighting scheme (see :mod:`rerankctl.losses.lambda_weighting`).
+The scalar is the mean over groups that have at least one pair and a positive label.
+
+Paper: Xuanhui Wang, Cheng Li, Nadav Golbandi, Michael Bendersky, Marc Najork, "The
+LambdaLoss Framework for Ranking Metric Optimization", CIKM 2018 (no arXiv id;
+https://research.google/pubs/pub47258/). The top-k pair mask follows allRank and
+sentence-transformers' ``LambdaLoss``.
+
+Inputs: ``scores[B, N]`` raw logits (any real number), ``labels[B, N]`` binary or graded
+(negative grades count as gain 0), ``mask[B, N]`` True for real documents.
+
+Choices a researcher should know:
+
+* ``metric="map"`` / ``"mrr"`` use exact ``|ΔAP|`` / ``|ΔRR|`` swap weights (LambdaRank
+  recipe) for every scheme except ``"none"``; the NDCG bounds 1/2/2++ have no MAP/MRR form.
+* ``−log σ(x)`` is computed as ``softplus(−x)`` in natural log. allRank and
+  sentence-transformers use ``log2`` with a clamp at ``eps``; their value is this one
+  divided by ``ln 2``, and the clamp kills gradients of badly ordered pairs, which
+  ``softplus`` does not. ``eps`` only guards the division by maxDCG.
+* Ties in the model's scores are ranked by original index (stable sort).
+
+Relations:
+
+* ``weighting_scheme="none"`` (any metric) equals :func:`rerankctl.losses.ranknet_loss`
+  with the same ``sigma`` and no ``max_pairs``.
+* ``"lambdarank"`` weights are the LambdaRank gradients' ``|ΔNDCG|`` (Burges 2010).
+
+Example::
+
+    >>> import torch
+    >>> from rerankctl.losses import lambda_loss
+    >>> scores = torch.tensor([[0.0, 1.0, 0.0]], requires_grad=True)
+    >>> labels = torch.tensor([[1.0, 0.0, 0.0]])
+    >>> round(lambda_loss(scores, labels, weighting_scheme="none").item(), 4)  # = RankNet
+    1.0032
+    >>> loss = lambda_loss(scores, labels)                       # NDCGLoss2++
+    >>> loss.backward(); bool(scores.grad[0, 0] < 0)             # push the positive up
+    True
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rerankctl.losses._common import fill_padding, mean_over_groups, prepare, stable_sort_desc
+from rerankctl.losses.lambda_weighting import (
+    SCHEME_NAMES,
+    LambdaRankScheme,
+    NDCGLoss1Scheme,
+    NDCGLoss2PPScheme,
+    NDCGLoss2Scheme,
+    NoWeightingScheme,
+    resolve_scheme,
+)
+
+__all__ = [
+    "SCHEME_NAMES",
+    "LambdaRankScheme",
+    "NDCGLoss1Scheme",
+    "NDCGLoss2PPScheme",
+    "NDCGLoss2Scheme",
+    "NoWeightingScheme",
+    "lambda_loss",
+]
+
+
+def lambda_loss(
+    scores: Tensor,
+    labels: Tensor,
+    mask: Tensor | None = None,
+    *,
+    metric: str = "ndcg",
+    weighting_scheme: str | object = "ndcgloss2pp",
+    k: int | None = None,
+    sigma: float = 1.0,
+    mu: float = 10.0,
+    eps: float = 1e-10,
+) -> Tensor:
+    """LambdaLoss over padded groups; see the module docstring for the formula.
+
+    Args:
+        scores: ``[B, N]`` model logits.
+        labels: ``[B, N]`` binary or graded relevance.
+        mask: ``[B, N]`` bool, True for real documents (None: all real).
+        metric: ``"ndcg"``, ``"map"`` or ``"mrr"``: the metric whose swap deltas weight pairs.
+        weighting_scheme: one of ``"ndcgloss2pp"`` (default), ``"ndcgloss1"``, ``"ndcgloss2"``,
+            ``"lambdarank"``, ``"none"``, or a scheme object ``(gain, discount, labels_sorted)
+            -> weights[B, N, N]`` with an ``all_pairs`` attribute.
+        k: only pairs whose both documents are in the model's top ``k`` count, and maxDCG is
+            taken at ``k`` (None: the whole list). ``|ΔAP|``/``|ΔRR|`` are computed on the
+            whole list either way.
+        sigma: slope of the pairwise logistic.
+        mu: weight of the NDCGLoss2 term in NDCGLoss2++.
+        eps: lower bound of maxDCG in the gain normalisation.
+
+    Returns:
+        Scalar loss: mean over groups with at least one pair and a positive label.
+    """
+    scheme = resolve_scheme(weighting_scheme, metric, mu)
+    s, y, mask = prepare(scores, labels, mask, "lambda_loss")
+    b, n = s.shape
+    kk = n if k is None else max(1, min(int(k), n))
+
+    order = stable_sort_desc(fill_padding(s, mask))  # padding sorts last
+    s_sorted = s.gather(1, order)
+    y_sorted = y.gather(1, order)
+    m_sorted = mask.gather(1, order)
+
+    grade = y_sorted.clamp(min=0.0)
+    ideal = torch.sort(y.clamp(min=0.0), dim=1, descending=True).values  # padding has y = 0
+    pos = torch.arange(1, n + 1, device=s.device, dtype=s.dtype)
+    discount = torch.log2(1.0 + pos)[None, :]
+    max_dcg = ((torch.pow(2.0, ideal) - 1.0) / discount)[:, :kk].sum(1)
+    gain = (torch.pow(2.0, grade) - 1.0) / max_dcg.clamp(min=eps)[:, None]
+
+    weights = scheme(gain, discount, grade)
+
+    eye = torch.eye(n, dtype=torch.bool, device=s.device)
+    pairs = m_sorted[:, :, None] & m_sorted[:, None, :] & ~eye
+    if not getattr(scheme, "all_pairs", False):
+        pairs = pairs & (y_sorted[:, :, None] > y_sorted[:, None, :])
+    in_top = torch.arange(n, device=s.device) < kk
+    pairs = pairs & in_top[None, :, None] & in_top[None, None, :]
+
+    diffs = s_sorted[:, :, None] - s_sorted[:, None, :]
+    pair_loss = weights * F.softplus(-sigma * diffs)
+    pair_loss = torch.where(pairs, pair_loss, torch.zeros_like(pair_loss))
+    n_pairs = pairs.sum(dim=(1, 2))
+    per_group = pair_loss.sum(dim=(1, 2)) / n_pairs.clamp(min=1).to(s.dtype)
+
+    valid = n_pairs > 0
+    if not isinstance(scheme, NoWeightingScheme):
+        valid = valid & ((grade > 0) & m_sorted).any(dim=1)
+    return mean_over_groups(per_group, valid)
