@@ -1,0 +1,1 @@
+"""The Textual dashboard (`rerankctl tui`). Only `rerankctl.cli.tui` imports this package."""
