@@ -1,8 +1,12 @@
 """TOML presets and the defaults < preset < flags merge.
 
 A preset is a TOML file whose keys are the fields of one command's config model
-(nested tables for nested models). An optional ``[preset]`` table describes it::
+(nested tables for nested models). An optional ``[preset]`` table describes it;
+write it last, since TOML puts every key after a table header into that table::
 
+    n_docs = 16              # 1 positive + 15 hard negatives
+    [lora]
+    r = 32
     [preset]
     command = "train sft"
     description = "Qwen3-4B, LoRA r=32, InfoNCE; one 80 GB GPU"

@@ -77,7 +77,9 @@ def load_causal_lm(path: str | Path, *, dtype=None, device: str | None = None,
                    attn_implementation: str | None = None, base_model: str | None = None) -> Any:
     """Load a causal LM (applying a PEFT adapter when ``path`` is one)."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # rerankctl draws its own progress; no per-tensor bars
     path = str(path)
     _check_local(path)
     kwargs: dict[str, Any] = {}

@@ -67,6 +67,9 @@ def build_tiny_qwen3(output_dir: str | os.PathLike, seed: int = 0, tokenizer_cac
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(qwen3_config(**overrides), dtype=torch.float32)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     tokenizer = load_qwen3_tokenizer(tokenizer_cache)
     tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=output_dir.parent))
     try:

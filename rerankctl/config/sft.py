@@ -1,0 +1,174 @@
+"""Configuration of `rerankctl train sft` (defaults < preset < flags)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from rerankctl.config.base import StrictConfig
+
+BUILTIN_TINY_MODEL = "builtin:tiny-qwen3"
+BUILTIN_SYNTH_DATA = "builtin:synth-rerank"
+
+
+class LoRAConfig(StrictConfig):
+    """LoRA adapter settings (peft)."""
+
+    enabled: bool = Field(True, description="Train a LoRA adapter instead of all weights.")
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Module names that get adapters (all attention and MLP projections by default).",
+    )
+    modules_to_save: list[str] = Field(
+        default_factory=list, description="Modules trained in full next to the adapter (e.g. embed_tokens)."
+    )
+
+
+class SFTConfig(StrictConfig):
+    """Everything `train sft` needs. Every field is a flag (`--n-docs`) and a preset key (`n_docs`)."""
+
+    # What to train on
+    model: str = Field(
+        "Qwen/Qwen3-Reranker-0.6B",
+        description=f"Base model: hub id or local directory. `{BUILTIN_TINY_MODEL}` builds a tiny random Qwen3.",
+    )
+    data: str | None = Field(
+        None,
+        description=f"Training data (JSONL/Parquet/CSV or hub name). `{BUILTIN_SYNTH_DATA}` = built-in synth set.",
+    )
+    eval_data: str | None = Field(
+        None, description="Held-out data for NDCG@10/MRR/MAP during training (all documents of each query)."
+    )
+    output: str | None = Field(
+        None, description="Output directory (default: $RERANKCTL_HOME/runs/<run name>)."
+    )
+    run_name: str | None = Field(None, description="Name of the run in the run store (default: generated).")
+    tags: list[str] = Field(default_factory=list, description="Tags stored with the run.")
+    instruction: str | None = Field(
+        None, description="Instruction for records without one (default: web search)."
+    )
+
+    # Groups
+    max_length: int = Field(
+        512, ge=64, description="Prompt length limit in tokens; the document is cut first."
+    )
+    n_docs: int = Field(8, ge=0, description="Documents per query group (0 = all, capped by max_docs).")
+    n_pos: int = Field(1, ge=0, description="Positives per group (0 = keep the data's ratio).")
+    max_docs: int = Field(64, ge=1, description="Cap on documents per group when n_docs is 0.")
+    sampling: Literal["hard", "random", "mixed"] = Field(
+        "random",
+        description="How negatives are drawn when the data has scores: hardest, random, or half each.",
+    )
+    filter_overlength: bool = Field(
+        False, description="Drop documents longer than max_length instead of truncating."
+    )
+
+    # Loss
+    loss_type: str = Field(
+        "infonce",
+        description="Loss: lambdaloss, listmle, plistmle, listnet, infonce, ranknet, bce, ce, margin_mse, kl.",
+    )
+    temperature: float = Field(
+        1.0, gt=0, description="Temperature for infonce/listnet/kl (scores are logit differences)."
+    )
+    infonce_mode: Literal["single", "positive_set", "per_positive"] = Field(
+        "positive_set",
+        description="InfoNCE with several positives: first only, log-sum-exp over all, or averaged.",
+    )
+    lambda_metric: Literal["ndcg", "map", "mrr"] = Field("ndcg", description="Metric LambdaLoss optimises.")
+    lambda_weighting: str = Field(
+        "ndcgloss2pp",
+        description="LambdaLoss weighting: none, ndcgloss1, ndcgloss2, lambdarank, ndcgloss2pp.",
+    )
+    lambda_k: int | None = Field(
+        None, ge=1, description="Truncation k of the LambdaLoss metric (None = full list)."
+    )
+    lambda_sigma: float = Field(1.0, gt=0, description="Sigmoid steepness of the pairwise terms.")
+    lambda_mu: float = Field(10.0, gt=0, description="mu of NDCGLoss2++.")
+    ranknet_max_pairs: int | None = Field(
+        None, ge=1, description="Sample at most this many pairs per group (RankNet)."
+    )
+    bce_pos_weight: float | None = Field(None, gt=0, description="Weight of positives in pointwise BCE.")
+
+    # Memory
+    chunk_size: int = Field(
+        0, ge=0, description="Documents per forward pass with autograd (0 = all at once). Exact."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in backward to save memory."
+    )
+    lora: LoRAConfig = Field(default_factory=LoRAConfig, description="LoRA settings.")
+
+    # Optimisation
+    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    epochs: float = Field(
+        1.0, gt=0, description="Passes over the training data (ignored when max_steps > 0)."
+    )
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1 = use epochs).")
+    batch_size: int = Field(4, ge=1, description="Query groups per device per step.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    lr_scheduler: str = Field(
+        "cosine", description="Hugging Face scheduler name (linear, cosine, constant_with_warmup, ...)."
+    )
+    warmup_ratio: float = Field(0.05, ge=0, le=1, description="Fraction of steps spent warming up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 = off).")
+    optim: str = Field(
+        "adamw_torch", description="Hugging Face optimizer name (adamw_torch, adamw_bnb_8bit, ...)."
+    )
+    bf16: bool = Field(False, description="bf16 mixed precision (GPU).")
+    fp16: bool = Field(False, description="fp16 mixed precision (GPU).")
+    seed: int = Field(42, description="Seed for sampling, initialisation and dropout.")
+
+    # Bookkeeping
+    logging_steps: int = Field(10, ge=1, description="Log metrics every N steps.")
+    eval_steps: int = Field(0, ge=0, description="Evaluate every N steps (0 = at the end of each epoch).")
+    save_steps: int = Field(0, ge=0, description="Checkpoint every N steps (0 = at the end of each epoch).")
+    save_total_limit: int | None = Field(
+        3, ge=1, description="Keep at most this many checkpoints (the best is kept)."
+    )
+    eval_max_queries: int | None = Field(
+        None, ge=1, description="Evaluate on at most this many held-out queries."
+    )
+    eval_batch_size: int = Field(32, ge=1, description="Documents per forward pass during evaluation.")
+    report_to: list[str] = Field(
+        default_factory=list, description="Extra trackers: wandb, tensorboard, mlflow, swanlab."
+    )
+    resume: str | None = Field(
+        None, description="Checkpoint to resume from, or 'latest' for the newest in output."
+    )
+    dataloader_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    attn_implementation: str | None = Field(
+        None, description="sdpa, eager or flash_attention_2 (default: transformers' choice)."
+    )
+
+    # Built-in data sizes (only used with builtin:synth-rerank)
+    synth_train_queries: int = Field(2000, ge=1, description="Queries in the built-in training set.")
+    synth_eval_queries: int = Field(200, ge=1, description="Queries in the built-in held-out set.")
+
+    @model_validator(mode="after")
+    def _check(self) -> SFTConfig:
+        if self.bf16 and self.fp16:
+            raise ValueError("bf16 and fp16 are mutually exclusive")
+        if self.n_docs and self.n_pos > self.n_docs:
+            raise ValueError(f"n_pos ({self.n_pos}) is larger than n_docs ({self.n_docs})")
+        return self
+
+    def loss_options(self) -> dict:
+        """The options of every loss; the registry keeps those the chosen loss accepts."""
+        return {
+            "temperature": self.temperature,
+            "mode": self.infonce_mode,
+            "metric": self.lambda_metric,
+            "weighting_scheme": self.lambda_weighting,
+            "k": self.lambda_k,
+            "sigma": self.lambda_sigma,
+            "mu": self.lambda_mu,
+            "max_pairs": self.ranknet_max_pairs,
+            "seed": self.seed,
+            "pos_weight": self.bce_pos_weight,
+        }

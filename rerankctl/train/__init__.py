@@ -1,0 +1,1 @@
+"""Trainers built on the Hugging Face Trainer."""

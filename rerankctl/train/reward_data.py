@@ -1,0 +1,118 @@
+"""Where reward-model training data comes from: local files, hub datasets, the synth set.
+
+* a local file in the preference format (JSONL/Parquet/CSV) is validated record by record;
+* a local file in another tool's shape is converted on the fly with ``dataset_format``
+  (``hh-rlhf``, ``stack-exchange-paired``, ``rm-static``, ``helpsteer3``, ``ultrafeedback``);
+* a hub name (``Anthropic/hh-rlhf`` ...) is loaded with ``datasets`` and converted with the
+  converter that matches its name (or parsed as preference records when none does);
+* ``builtin:synth-preference`` is the synthetic set of :mod:`rerankctl.data.synth`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rerankctl.data.formats import PreferenceRecord, RecordError, parse_preference
+from rerankctl.errors import DataError, DependencyError, NotFoundError
+
+# Hub dataset -> converter name (lower-case match on the dataset id).
+HUB_CONVERTERS = {
+    "anthropic/hh-rlhf": "hh-rlhf",
+    "lvwerra/stack-exchange-paired": "stack-exchange-paired",
+    "dahoas/rm-static": "rm-static",
+    "dahoas/full-hh-rlhf": "rm-static",
+    "nvidia/helpsteer3": "helpsteer3",
+    "huggingfaceh4/ultrafeedback_binarized": "ultrafeedback",
+}
+
+
+def _convert_rows(
+    rows: Any, converter: Any, source: str, skip_invalid: bool
+) -> tuple[list[PreferenceRecord], int]:
+    records: list[PreferenceRecord] = []
+    skipped = 0
+    for line, obj in enumerate(rows, start=1):
+        try:
+            converted = converter.convert(obj) if converter is not None else [obj]
+            records.extend(parse_preference(item) for item in converted)
+        except RecordError as exc:
+            if not skip_invalid:
+                raise DataError(exc.message, exc.hint, path=source, line=line, field=exc.field) from None
+            skipped += 1
+    if not records:
+        raise DataError(
+            "no valid preference records", hint="check the data with `rerankctl data validate`", path=source
+        )
+    return records, skipped
+
+
+def load_hub_preferences(
+    name: str, split: str = "train", skip_invalid: bool = True
+) -> tuple[list[PreferenceRecord], int]:
+    """A hub preference dataset converted to records (rows the converter drops are counted)."""
+    from rerankctl.data.converters import get_converter
+
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - a core dependency
+        raise DependencyError(
+            "the `datasets` package is needed for hub datasets", hint="pip install datasets"
+        ) from None
+    converter_name = HUB_CONVERTERS.get(name.lower())
+    converter = get_converter(converter_name) if converter_name else None
+    try:
+        rows = datasets.load_dataset(name, split=split)
+    except Exception as exc:  # noqa: BLE001 - datasets raises many types for "not there / offline"
+        raise NotFoundError(
+            f"cannot load hub dataset {name!r} (split {split}): {type(exc).__name__}: {exc}",
+            hint="check the name and network access, or convert a local copy with `rerankctl data convert`",
+        ) from None
+    return _convert_rows(rows, converter, f"{name}[{split}]", skip_invalid)
+
+
+def load_preferences(
+    source: str,
+    *,
+    dataset_format: str | None = None,
+    skip_invalid: bool = False,
+    split: str = "train",
+    synth_size: int = 400,
+    seed: int = 42,
+) -> tuple[list[PreferenceRecord], int]:
+    """Records from ``source`` (see the module docstring) and the number of skipped records."""
+    from rerankctl.train.reward_config import BUILTIN_SYNTH_PREFERENCE
+
+    if source == BUILTIN_SYNTH_PREFERENCE:
+        from rerankctl.data.synth import synth_preference
+
+        return [parse_preference(obj) for obj in _as_dicts(synth_preference(synth_size, seed=seed))], 0
+    path = Path(source).expanduser()
+    if path.exists():
+        if dataset_format:
+            from rerankctl.data.converters import get_converter
+            from rerankctl.data.io import iter_rows
+
+            converter = get_converter(dataset_format)
+            rows = []
+            for row in iter_rows(str(path)):
+                if row.error is not None:
+                    if not skip_invalid:
+                        raise DataError(row.error, path=str(path), line=row.line)
+                    continue
+                rows.append(row.obj)
+            return _convert_rows(rows, converter, str(path), skip_invalid)
+        from rerankctl.data.validate import load_records
+
+        return load_records(str(path), kind="preference", skip_invalid=skip_invalid)
+    if source.startswith((".", "/", "~")) or source.endswith((".jsonl", ".json", ".parquet", ".csv")):
+        raise NotFoundError(f"{source}: no such data file", hint="check the path")
+    return load_hub_preferences(source, split=split, skip_invalid=True)
+
+
+def _as_dicts(items: Any) -> list[dict]:
+    """Synth generators may return records or dicts; the parser wants dicts."""
+    out = []
+    for item in items:
+        out.append(item.to_json() if hasattr(item, "to_json") else item)
+    return out

@@ -1,0 +1,211 @@
+"""`ContrastiveSFTTrainer`: listwise fine-tuning of a yes/no reranker on the HF `Trainer`.
+
+Each training example is a *group*: one query and ``n_docs`` documents with
+relevance labels. The collator flattens a batch of groups into ``R`` prompt rows
+plus a (B, N) ``mask``; the trainer scores every row with the two-row head
+(:func:`rerankctl.models.scoring.yes_no_scores`), scatters the scores back into
+(B, N) and applies a ranking loss from :mod:`rerankctl.losses`.
+
+With ``chunk_size`` set, a step runs through :func:`rerankctl.train.chunked.chunked_backward`:
+same gradients, activation memory bounded by the chunk.
+
+Everything else (optimiser, schedule, accumulation, mixed precision, checkpoints,
+resume, DDP/FSDP/DeepSpeed through accelerate, ``report_to``) is the stock Trainer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from transformers import Trainer
+
+from rerankctl.models.scoring import yes_no_scores
+from rerankctl.train.chunked import chunked_backward, scatter_scores
+
+LossFn = Callable[..., torch.Tensor]
+
+
+class ContrastiveSFTTrainer(Trainer):
+    """A `Trainer` whose step is a listwise ranking loss over yes/no scores.
+
+    Args:
+        loss_fn: ``fn(scores[B, N], labels[B, N], mask[B, N], teacher_scores=None) -> loss``.
+        yes_id, no_id: token ids of "yes" and "no".
+        chunk_size: rows per autograd forward pass (0 = all rows at once).
+        eval_groups: held-out groups ``{"query", "docs", "labels", "instruction"}`` scored with all
+            their documents for NDCG@10 / MRR / MAP during evaluation.
+        prompt_tokenizer: a :class:`rerankctl.data.prompt.PromptTokenizer` for the eval groups.
+        eval_batch_size: rows per forward pass during evaluation.
+        Remaining arguments go to :class:`transformers.Trainer`.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        loss_fn: LossFn,
+        yes_id: int,
+        no_id: int,
+        chunk_size: int = 0,
+        eval_groups: Sequence[dict] | None = None,
+        prompt_tokenizer: Any = None,
+        eval_batch_size: int = 32,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss_fn = loss_fn
+        self.yes_id = yes_id
+        self.no_id = no_id
+        self.chunk_size = chunk_size
+        self.eval_groups = list(eval_groups or [])
+        self.prompt_tokenizer = prompt_tokenizer
+        self.eval_batch_size = eval_batch_size
+        self._encoded_eval: list[list[int]] | None = None
+        self._tokens_since_log = 0
+        self._docs_since_log = 0
+        self._truncated_since_log = 0
+        self._last_log_time = time.perf_counter()
+
+    # ---------------------------------------------------------------- scoring
+    def score_rows(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return yes_no_scores(model, input_ids, attention_mask, self.yes_id, self.no_id)
+
+    def group_loss(self, row_scores: torch.Tensor, inputs: dict[str, Any]) -> torch.Tensor:
+        mask = inputs["mask"]
+        scores = scatter_scores(row_scores.float(), mask)
+        teacher = inputs.get("teacher_scores")
+        return self.loss_fn(scores, inputs["labels"].float(), mask, teacher_scores=teacher)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        row_scores = self.score_rows(model, inputs["input_ids"], inputs["attention_mask"])
+        loss = self.group_loss(row_scores, inputs)
+        return (loss, {"scores": row_scores}) if return_outputs else loss
+
+    # ---------------------------------------------------------------- training
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self._count(inputs)
+        rows = inputs["input_ids"].shape[0]
+        if not self.chunk_size or rows <= self.chunk_size:
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
+            self.optimizer.train()
+        inputs = self._prepare_inputs(inputs)
+        steps = self.current_gradient_accumulation_steps
+
+        def score_fn(ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+            with self.compute_loss_context_manager():
+                return self.score_rows(model, ids, attn)
+
+        loss, _ = chunked_backward(
+            score_fn,
+            inputs["input_ids"],
+            inputs["attention_mask"],
+            lambda scores: self.group_loss(scores, inputs),
+            self.chunk_size,
+            backward=self.accelerator.backward,
+            no_sync=(lambda: self.accelerator.no_sync(model)) if self.accelerator.num_processes > 1 else None,
+            loss_scale=1.0 / steps,
+        )
+        return loss / steps
+
+    def _count(self, inputs: dict[str, Any]) -> None:
+        num_tokens = inputs.get("num_tokens")
+        if num_tokens is None:
+            num_tokens = int(inputs["attention_mask"].sum())
+        self._tokens_since_log += int(num_tokens)
+        self._docs_since_log += int(inputs["input_ids"].shape[0])
+        self._truncated_since_log += int(inputs.get("num_truncated", 0) or 0)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:
+            now = time.perf_counter()
+            elapsed = max(now - self._last_log_time, 1e-9)
+            world = self.accelerator.num_processes
+            logs["tokens_per_sec"] = round(self._tokens_since_log * world / elapsed, 1)
+            logs["docs_per_sec"] = round(self._docs_since_log * world / elapsed, 2)
+            if self._truncated_since_log:
+                logs["truncated_docs"] = self._truncated_since_log
+            self._tokens_since_log = self._docs_since_log = self._truncated_since_log = 0
+            self._last_log_time = now
+        super().log(logs, start_time)
+
+    # ---------------------------------------------------------------- evaluation
+    def evaluate(
+        self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
+        """Rank every held-out group with all its documents; NDCG@1/5/10, MRR, MAP, P@k, R@k."""
+        if not self.eval_groups:
+            return {}
+        start = time.perf_counter()
+        metrics = rank_eval_groups(
+            self.model,
+            self.prompt_tokenizer,
+            self.eval_groups,
+            self.yes_id,
+            self.no_id,
+            batch_size=self.eval_batch_size,
+            device=self.args.device,
+            cache=self,
+        )
+        out = {f"{metric_key_prefix}_{k}": float(v) for k, v in metrics.items()}
+        out[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - start, 3)
+        self.log(out)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, out)
+        return out
+
+
+def rank_eval_groups(
+    model: Any,
+    prompt_tokenizer: Any,
+    groups: Sequence[dict],
+    yes_id: int,
+    no_id: int,
+    batch_size: int = 32,
+    device: Any = None,
+    cache: Any = None,
+    ks: Sequence[int] = (1, 5, 10),
+) -> dict[str, float]:
+    """Score each group's documents (no grad, length-sorted batches) and average ranking metrics."""
+    import numpy as np
+
+    from rerankctl.eval.metrics_batch import compute_all_metrics_batch
+
+    encoded = getattr(cache, "_encoded_eval", None)
+    if encoded is None:
+        queries = [g["query"] for g in groups for _ in g["docs"]]
+        docs = [d for g in groups for d in g["docs"]]
+        instructions = [g.get("instruction") for g in groups for _ in g["docs"]]
+        encoded, _ = prompt_tokenizer.encode_pairs(queries, docs, instructions)
+        if cache is not None:
+            cache._encoded_eval = encoded
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    flat = torch.empty(len(encoded))
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    with torch.no_grad():
+        for begin in range(0, len(order), batch_size):
+            rows = order[begin : begin + batch_size]
+            batch = prompt_tokenizer.pad([encoded[i] for i in rows])
+            scores = yes_no_scores(
+                model, batch["input_ids"].to(device), batch["attention_mask"].to(device), yes_id, no_id
+            )
+            flat[rows] = scores.float().cpu()
+    if was_training:
+        model.train()
+    width = max(len(g["docs"]) for g in groups)
+    score_mat = np.full((len(groups), width), -np.inf, dtype=np.float64)
+    rel = np.zeros((len(groups), width), dtype=np.float64)
+    mask = np.zeros((len(groups), width), dtype=bool)
+    offset = 0
+    values = flat.numpy()
+    for q, group in enumerate(groups):
+        n = len(group["docs"])
+        score_mat[q, :n] = values[offset : offset + n]
+        rel[q, :n] = group["labels"]
+        mask[q, :n] = True
+        offset += n
+    return compute_all_metrics_batch(score_mat, rel, mask=mask, ks=ks)

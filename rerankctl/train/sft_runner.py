@@ -1,0 +1,319 @@
+"""Build and run an SFT training from an :class:`~rerankctl.config.sft.SFTConfig`.
+
+The runner does the wiring that the CLI (and Python users) should not repeat:
+resolve the built-in tiny model and data, load the model (LoRA or full), build the
+datasets and collator, open the run in the store (main process only), evaluate the
+untrained model, train, save ``final/``, evaluate again, and close the run with
+``completed``, ``failed`` (with the error) or ``killed`` (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rerankctl import paths
+from rerankctl.config.sft import BUILTIN_SYNTH_DATA, BUILTIN_TINY_MODEL, SFTConfig
+from rerankctl.errors import UsageError
+
+
+@dataclass
+class SFTResult:
+    """What a finished run produced."""
+
+    run_id: str | None
+    output_dir: Path
+    final_dir: Path
+    baseline: dict[str, float] = field(default_factory=dict)
+    final: dict[str, float] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    global_step: int = 0
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def quiet_libraries() -> None:
+    """Silence per-step library progress bars and chatter; rerankctl prints its own progress."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def resolve_model_path(cfg: SFTConfig) -> str:
+    if cfg.model == BUILTIN_TINY_MODEL:
+        from rerankctl.models.tiny import tiny_qwen3_dir
+
+        return str(tiny_qwen3_dir(seed=cfg.seed))
+    return cfg.model
+
+
+def default_output_dir(run_name: str) -> Path:
+    return paths.runs_dir() / run_name
+
+
+def load_model_for_training(cfg: SFTConfig, model_path: str) -> Any:
+    """The causal LM to train: fp32 master weights (mixed precision comes from the Trainer), LoRA if asked."""
+    import torch
+
+    from rerankctl.models.loading import load_causal_lm
+
+    model = load_causal_lm(model_path, dtype=torch.float32, attn_implementation=cfg.attn_implementation)
+    model.config.use_cache = False
+    if cfg.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        if hasattr(model, "peft_config"):
+            raise UsageError(
+                f"{model_path} is already a LoRA adapter",
+                hint="merge it first: rerankctl export CHECKPOINT --merge-lora --output DIR",
+            )
+        lora = LoraConfig(
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules,
+            modules_to_save=cfg.lora.modules_to_save or None,
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora)
+        if cfg.gradient_checkpointing:
+            model.enable_input_require_grads()
+    return model
+
+
+class WithInstruction:
+    """A dataset view that gives groups without an instruction the configured one."""
+
+    def __init__(self, dataset: Any, instruction: str | None) -> None:
+        self.dataset = dataset
+        self.instruction = instruction
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        group = self.dataset[index]
+        if self.instruction and not group.get("instruction"):
+            group = dict(group, instruction=self.instruction)
+        return group
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+
+def build_datasets(cfg: SFTConfig, tokenizer: Any) -> tuple[Any, list[dict], int]:
+    """(training groups, held-out groups with all their documents, documents dropped as over-long)."""
+    from rerankctl.data.rerank_dataset import RerankDataset
+
+    group_kwargs = dict(n_docs=cfg.n_docs, n_pos=cfg.n_pos, max_docs=cfg.max_docs, seed=cfg.seed, strategy=cfg.sampling)
+    full_kwargs = dict(group_kwargs, n_docs=0, n_pos=0)
+    train_source: Any = cfg.data
+    eval_source: Any = cfg.eval_data
+    if cfg.data == BUILTIN_SYNTH_DATA:
+        from rerankctl.data.synth import builtin_rerank_split
+
+        train_source, builtin_eval = builtin_rerank_split(
+            seed=cfg.seed, n_train=cfg.synth_train_queries, n_eval=cfg.synth_eval_queries
+        )
+        eval_source = eval_source or builtin_eval
+    elif not cfg.data:
+        raise UsageError("no training data", hint="pass --data FILE (or --preset tiny for the built-in set)")
+    train = RerankDataset(train_source, **group_kwargs)
+    dropped = train.filter_overlength(tokenizer, cfg.max_length) if cfg.filter_overlength else 0
+    eval_groups: list[dict] = []
+    if eval_source is not None:
+        eval_ds = WithInstruction(RerankDataset(eval_source, **full_kwargs), cfg.instruction)
+        count = len(eval_ds) if not cfg.eval_max_queries else min(len(eval_ds), cfg.eval_max_queries)
+        # A group without a relevant document says nothing about ranking quality.
+        eval_groups = [g for g in (eval_ds[i] for i in range(count)) if any(x > 0 for x in g["labels"])]
+    return WithInstruction(train, cfg.instruction), eval_groups, dropped
+
+
+def training_arguments(cfg: SFTConfig, output_dir: Path, has_eval: bool) -> Any:
+    from transformers import TrainingArguments
+
+    eval_strategy = "no"
+    if has_eval:
+        eval_strategy = "steps" if cfg.eval_steps else "epoch"
+    save_strategy = "steps" if cfg.save_steps else "epoch"
+    if has_eval and eval_strategy != save_strategy:
+        save_strategy = eval_strategy  # best-checkpoint tracking needs evaluations at save time
+    save_steps = cfg.save_steps or cfg.eval_steps or 500
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        optim=cfg.optim,
+        bf16=cfg.bf16,
+        fp16=cfg.fp16,
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        logging_steps=cfg.logging_steps,
+        eval_strategy=eval_strategy,
+        eval_steps=cfg.eval_steps or None,
+        save_strategy=save_strategy,
+        save_steps=save_steps,
+        save_total_limit=cfg.save_total_limit,
+        metric_for_best_model="eval_ndcg@10" if has_eval else None,
+        greater_is_better=True if has_eval else None,
+        load_best_model_at_end=False,
+        report_to=cfg.report_to or "none",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=cfg.dataloader_workers,
+        disable_tqdm=True,
+        save_only_model=False,
+        ddp_find_unused_parameters=False,
+    )
+
+
+def resolve_resume(cfg: SFTConfig, output_dir: Path) -> str | None:
+    if not cfg.resume:
+        return None
+    if cfg.resume == "latest":
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if last is None:
+            raise UsageError(
+                f"--resume latest: no checkpoint-* in {output_dir}", hint="start without --resume"
+            )
+        return last
+    if not Path(cfg.resume).is_dir():
+        raise UsageError(
+            f"--resume {cfg.resume}: not a checkpoint directory",
+            hint="pass a checkpoint-N folder or 'latest'",
+        )
+    return cfg.resume
+
+
+def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) -> SFTResult:
+    """Train a reranker as ``cfg`` says and return where the result is and how it scored."""
+    from transformers import set_seed
+
+    from rerankctl.data.collator import RerankCollator
+    from rerankctl.data.prompt import PromptTokenizer
+    from rerankctl.losses import build_loss
+    from rerankctl.models.loading import load_tokenizer
+    from rerankctl.store import RunStore
+    from rerankctl.train.callbacks import RichProgressCallback, RunStoreCallback, SetEpochCallback
+    from rerankctl.train.sft import ContrastiveSFTTrainer, rank_eval_groups
+
+    quiet_libraries()
+    set_seed(cfg.seed)
+    loss_fn = build_loss(cfg.loss_type, **cfg.loss_options())
+    model_path = resolve_model_path(cfg)
+    tokenizer = load_tokenizer(model_path)
+    prompt = PromptTokenizer(tokenizer, max_length=cfg.max_length)
+    train_ds, eval_groups, dropped = build_datasets(cfg, tokenizer)
+
+    main = is_main_process()
+    run_name = cfg.run_name or f"sft-{time.strftime('%Y%m%d-%H%M%S')}"
+    output_dir = Path(cfg.output) if cfg.output else default_output_dir(run_name)
+    store = RunStore.open(store_path) if main else None
+    writer = None
+    if store is not None:
+        writer = store.create_run(
+            kind="sft", config=cfg.to_dict(), name=run_name, output_dir=str(output_dir), tags=tuple(cfg.tags)
+        )
+        writer.log_event(
+            f"model {model_path}; {len(train_ds)} training queries; {len(eval_groups)} eval queries"
+        )
+    try:
+        model = load_model_for_training(cfg, model_path)
+        args = training_arguments(cfg, output_dir, has_eval=bool(eval_groups))
+        collator = RerankCollator(
+            tokenizer, max_length=cfg.max_length, filter_overlength=cfg.filter_overlength
+        )
+        callbacks = [
+            RunStoreCallback(writer),
+            RichProgressCallback(console, description=f"sft {run_name}"),
+            SetEpochCallback(train_ds),
+        ]
+        trainer = ContrastiveSFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_groups or None,  # the Trainer only checks it exists; evaluate() ranks eval_groups
+            data_collator=collator,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+            loss_fn=loss_fn,
+            yes_id=prompt.yes_id,
+            no_id=prompt.no_id,
+            chunk_size=cfg.chunk_size,
+            eval_groups=eval_groups,
+            prompt_tokenizer=prompt,
+            eval_batch_size=cfg.eval_batch_size,
+        )
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # our progress bar shows the logs; no raw dicts on stdout
+        baseline: dict[str, float] = {}
+        resume = resolve_resume(cfg, output_dir)
+        if eval_groups and resume is None:
+            baseline = rank_eval_groups(
+                trainer.model,
+                prompt,
+                eval_groups,
+                prompt.yes_id,
+                prompt.no_id,
+                batch_size=cfg.eval_batch_size,
+                device=args.device,
+                cache=trainer,
+            )
+            if writer is not None:
+                writer.log_metrics(0, {f"eval_{k}": v for k, v in baseline.items()})
+        started = time.perf_counter()
+        trainer.train(resume_from_checkpoint=resume)
+        train_seconds = time.perf_counter() - started
+        final_dir = output_dir / "final"
+        trainer.save_model(str(final_dir))
+        if main:
+            tokenizer.save_pretrained(str(final_dir))
+        final: dict[str, float] = {}
+        if eval_groups:
+            final = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items() if k != "eval_runtime"}
+        if writer is not None:
+            writer.log_artifact("final", str(final_dir), step=trainer.state.global_step)
+            summary = {"train_seconds": round(train_seconds, 2), "global_step": trainer.state.global_step}
+            summary.update({f"baseline_{k}": v for k, v in baseline.items()})
+            summary.update({f"final_{k}": v for k, v in final.items()})
+            writer.set_summary(summary)
+            writer.finish("completed")
+        return SFTResult(
+            run_id=writer.id if writer else None,
+            output_dir=output_dir,
+            final_dir=final_dir,
+            baseline=baseline,
+            final=final,
+            train_seconds=train_seconds,
+            global_step=trainer.state.global_step,
+        )
+    except KeyboardInterrupt:
+        if writer is not None:
+            writer.finish("killed", error="interrupted by the user (Ctrl-C)")
+        raise
+    except BaseException as exc:
+        if writer is not None:
+            writer.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if store is not None:
+            store.close()

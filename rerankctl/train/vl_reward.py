@@ -1,0 +1,346 @@
+"""`train vl-reward`: a Qwen2-VL reward model on the Hugging Face Trainer.
+
+Chosen and rejected rows go through ONE forward pass (the collator stacks them, images
+duplicated). Loss: Bradley-Terry on the bounded scores, or the margin ranking loss.
+Runs live in ``<output_dir>/<experiment>_<timestamp>/``; a full resume continues in the
+checkpoint's run directory with its step, optimizer, scheduler and RNG state; with
+``load_weights_only`` a new run starts from the checkpoint's weights with fresh state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rerankctl.train.reward_base import PairwiseRewardTrainer, checkpointing_args, latest_checkpoint
+from rerankctl.train.vl_reward_config import BUILTIN_SYNTH_VL, BUILTIN_TINY_VL_MODEL, VLRewardConfig
+
+
+class VLRewardTrainer(PairwiseRewardTrainer):
+    """Pairwise VL reward trainer; logs ``log_samples`` scored validation pairs after each evaluation."""
+
+    def __init__(self, *args: Any, loss: str = "bradley_terry", margin: float = 1.0, log_samples: int = 0,
+                 writer: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss_name, self.margin, self.log_samples, self.writer = loss, margin, log_samples, writer
+        self._samples: list[tuple[int, float, float]] = []
+
+    def score_pairs(self, model, inputs):
+        n = int(inputs["n_pairs"])
+        batch = {k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "image_grid_thw")}
+        scores = model(**batch)["scores"]
+        return scores[:n], scores[n:]
+
+    def pair_loss(self, chosen, rejected, inputs):
+        from rerankctl.losses import bradley_terry_loss, margin_ranking_loss
+
+        if self.loss_name == "margin":
+            return margin_ranking_loss(chosen, rejected, self.margin)
+        return bradley_terry_loss(chosen, rejected)
+
+    def pair_labels(self, inputs, batch):
+        return torch.zeros(batch, 3)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        loss, preds, labels = super().prediction_step(model, inputs, False, ignore_keys)
+        if self.log_samples and len(self._samples) < self.log_samples:
+            for idx, (c, r) in zip(inputs["index"].tolist(), preds.tolist(), strict=True):
+                self._samples.append((idx, c, r))
+        return loss, preds, labels
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        self._samples = []
+        metrics = super().evaluate(*args, **kwargs)
+        if self.writer is not None and self._samples:
+            items = self.eval_dataset.items
+            for idx, c, r in self._samples[: self.log_samples]:
+                item = items[idx]
+                verdict = "ok" if c > r else "WRONG"
+                self.writer.log_event(
+                    f"sample {item.record.id}: {item.record.query!r} chosen={c:.3f} rejected={r:.3f} {verdict}",
+                    step=self.state.global_step,
+                )
+        return metrics
+
+
+@dataclass
+class VLRewardResult:
+    run_id: str | None
+    run_dir: Path
+    final_dir: Path | None
+    baseline: dict[str, float] = field(default_factory=dict)
+    final: dict[str, float] = field(default_factory=dict)
+    global_step: int = 0
+    test_output: Path | None = None
+
+
+def resolve_vl_model(cfg: VLRewardConfig) -> str:
+    if cfg.model == BUILTIN_TINY_VL_MODEL:
+        from rerankctl.models.vl_reward import tiny_qwen2vl_dir
+
+        return str(tiny_qwen2vl_dir())
+    return cfg.model
+
+
+def attn_implementation(cfg: VLRewardConfig) -> str | None:
+    """flash_attention_2 when asked for and usable (flash-attn + CUDA), else the transformers default."""
+    if not cfg.flash_attention or not torch.cuda.is_available():
+        return None
+    import importlib.util
+
+    return "flash_attention_2" if importlib.util.find_spec("flash_attn") else None
+
+
+def load_vl_splits(cfg: VLRewardConfig, data_dir: Path) -> tuple[list, list, int]:
+    """(train items, validation items, skipped); the built-in synth data is written under ``data_dir``."""
+    import random
+
+    from rerankctl.data.vl_dataset import load_vl_items
+    from rerankctl.errors import UsageError
+
+    if not cfg.train_data:
+        raise UsageError("no training data", hint="pass --train-data FILE (or use --preset tiny_vl_reward)")
+    source = _materialise(cfg.train_data, data_dir, cfg.synth_size, cfg.seed)
+    train, skipped = load_vl_items(source, cfg.skip_invalid)
+    if cfg.val_data:
+        val, more = load_vl_items(_materialise(cfg.val_data, data_dir, max(4, cfg.synth_size // 4), cfg.seed + 1),
+                                  cfg.skip_invalid)
+        return train, val, skipped + more
+    order = list(range(len(train)))
+    random.Random(cfg.seed).shuffle(order)
+    n_val = max(1, len(train) // 5)
+    held = set(order[:n_val])
+    return [t for i, t in enumerate(train) if i not in held], [t for i, t in enumerate(train) if i in held], skipped
+
+
+def _materialise(source: str, data_dir: Path, n: int, seed: int) -> str:
+    """The built-in synth set written to JSONL + PNGs (cached per size and seed); other sources unchanged."""
+    if source != BUILTIN_SYNTH_VL:
+        return source
+    from rerankctl import paths
+    from rerankctl.data.io import write_jsonl
+    from rerankctl.data.synth_vl import synth_vl
+
+    folder = paths.cache_dir("synth-vl") / f"n{n}-seed{seed}"
+    target = folder / "data.jsonl"
+    if not target.is_file():
+        write_jsonl(target, synth_vl(n, seed=seed, image_dir=folder / "images", relative_to=folder))
+    return str(target)
+
+
+def new_run_dir(cfg: VLRewardConfig) -> Path:
+    from rerankctl import paths
+
+    parent = Path(cfg.output_dir) if cfg.output_dir else paths.runs_dir()
+    run_dir = parent / f"{cfg.experiment_name}_{time.strftime('%Y%m%d_%H%M%S')}"
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = parent / f"{cfg.experiment_name}_{time.strftime('%Y%m%d_%H%M%S')}_{suffix}"
+    return run_dir
+
+
+def resolve_vl_resume(cfg: VLRewardConfig) -> Path | None:
+    """The checkpoint to resume from (``latest`` = newest checkpoint of the newest run of the experiment)."""
+    from rerankctl import paths
+    from rerankctl.errors import UsageError
+
+    if not cfg.resume:
+        return None
+    if cfg.resume != "latest":
+        path = Path(cfg.resume)
+        if not (path / "model.safetensors").is_file():
+            raise UsageError(f"--resume {path}: not a checkpoint folder", hint="pass a checkpoint_step_N folder or 'latest'")
+        return path
+    parent = Path(cfg.output_dir) if cfg.output_dir else paths.runs_dir()
+    for run in sorted(parent.glob(f"{cfg.experiment_name}_*"), reverse=True):
+        found = latest_checkpoint(run)
+        if found is not None:
+            return found
+    raise UsageError(f"--resume latest: no checkpoint of experiment {cfg.experiment_name!r} in {parent}",
+                     hint="start without --resume")
+
+
+def vl_training_arguments(cfg: VLRewardConfig, run_dir: Path, has_eval: bool) -> Any:
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(run_dir),
+        per_device_train_batch_size=cfg.batch,
+        per_device_eval_batch_size=cfg.eval_batch,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
+        max_grad_norm=cfg.max_grad_norm,
+        bf16=cfg.bf16,
+        **checkpointing_args(cfg.gradient_checkpointing),
+        logging_steps=cfg.logging_steps,
+        eval_strategy=("steps" if cfg.eval_steps else "epoch") if has_eval else "no",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps" if (cfg.save_steps or cfg.eval_steps) else "epoch",
+        save_steps=cfg.save_steps or cfg.eval_steps or 500,
+        save_total_limit=cfg.save_total_limit,
+        report_to=cfg.report_to or "none",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
+def run_vl_reward(cfg: VLRewardConfig, console: Any = None, callbacks: list | None = None,
+                  store_path: str | None = None) -> VLRewardResult:
+    """Train (or resume) a VL reward model; score ``test_data`` at the end when given."""
+    from transformers import set_seed
+
+    from rerankctl.data.vl_dataset import VLEncoder, VLPairCollator, VLPairDataset
+    from rerankctl.models.vl_reward import VLHeadConfig, VLRewardModel
+    from rerankctl.train.reward import _metrics, _strip
+    from rerankctl.train.reward_store import RewardStoreCallback, open_run, progress_callback
+
+    if cfg.test_only:
+        return run_vl_test(cfg, store_path=store_path)
+    set_seed(cfg.seed)
+    resume = resolve_vl_resume(cfg)
+    full_resume = resume is not None and not cfg.load_weights_only
+    run_dir = resume.parent if full_resume else new_run_dir(cfg)
+    model_path = resolve_vl_model(cfg)
+    head = VLHeadConfig(cfg.score_min, cfg.score_max, cfg.min_pixels, cfg.max_pixels)
+    model = VLRewardModel.from_backbone(model_path, head, attn_implementation=attn_implementation(cfg))
+    if resume is not None:
+        model.load_weights(resume)  # full resume: the Trainer loads them again, with the optimizer state
+    if cfg.freeze_vision:
+        model.freeze_vision()
+    encoder = VLEncoder(model.tokenizer, cfg.min_pixels, cfg.max_pixels, cfg.max_length)
+    train_items, val_items, skipped = load_vl_splits(cfg, run_dir)
+    train_ds, val_ds = VLPairDataset(train_items), VLPairDataset(val_items)
+    store, writer = open_run("vl-reward", cfg.to_dict(), cfg.run_name or run_dir.name, run_dir, cfg.tags, store_path)
+    try:
+        if writer is not None:
+            how = f"; resumed from {resume}" + (" (weights only)" if cfg.load_weights_only else "") if resume else ""
+            writer.log_event(f"model {model_path}; {len(train_ds)} train, {len(val_ds)} val pairs; {skipped} skipped{how}")
+        cbs = list(callbacks) if callbacks is not None else [RewardStoreCallback(writer), *progress_callback(console, run_dir.name)]
+        trainer = VLRewardTrainer(
+            model=model, args=vl_training_arguments(cfg, run_dir, True), train_dataset=train_ds, eval_dataset=val_ds,
+            data_collator=VLPairCollator(encoder), callbacks=cbs, compute_metrics=_metrics,
+            early_stopping_patience=cfg.early_stopping_patience, loss=cfg.loss, margin=cfg.margin,
+            log_samples=cfg.log_samples, writer=writer,
+        )
+        baseline = _strip(trainer.evaluate()) if not full_resume else {}
+        trainer.train(resume_from_checkpoint=str(resume) if full_resume else None)
+        final_dir = run_dir / "final_model"
+        model.save_pretrained(final_dir)
+        final = _strip(trainer.evaluate())
+        test_output = None
+        if cfg.test_data:
+            test_output = score_vl_file(model, encoder, cfg.test_data, Path(cfg.test_output or run_dir / "test_scores.jsonl"),
+                                        cfg.eval_batch, cfg.skip_invalid)[0]
+        if writer is not None:
+            writer.log_artifact("final", str(final_dir), step=trainer.state.global_step)
+            if test_output is not None:
+                writer.log_artifact("report", str(test_output), step=trainer.state.global_step)
+            writer.set_summary({"global_step": trainer.state.global_step, **{f"final_{k}": v for k, v in final.items()}})
+            writer.finish("completed")
+        return VLRewardResult(writer.id if writer else None, run_dir, final_dir, baseline, final,
+                              trainer.state.global_step, test_output)
+    except KeyboardInterrupt:
+        if writer is not None:
+            writer.finish("killed", error="interrupted by the user (Ctrl-C)")
+        raise
+    except BaseException as exc:
+        if writer is not None:
+            writer.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if store is not None:
+            store.close()
+
+
+def score_vl_file(model: Any, encoder: Any, data: str, output: Path, batch_size: int = 4,
+                  skip_invalid: bool = False) -> tuple[Path, dict[str, float]]:
+    """Score both responses of every record; write one JSON line per record (atomically)."""
+    from rerankctl.data.io import write_jsonl
+    from rerankctl.data.vl_dataset import load_vl_items, open_image
+    from rerankctl.train.reward_eval import reward_metrics
+
+    items, _ = load_vl_items(data, skip_invalid)
+    device = next(model.parameters()).device
+    model.eval()
+    rows, chosen, rejected = [], [], []
+    with torch.no_grad():
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            images = [open_image(i) for i in chunk]
+            queries = [i.record.query for i in chunk]
+            batch = encoder.encode(images + images, queries + queries,
+                                   [i.record.responses[0] for i in chunk] + [i.record.responses[1] for i in chunk])
+            scores = model(**{k: v.to(device) for k, v in batch.items()})["scores"].float().cpu().tolist()
+            n = len(chunk)
+            for j, item in enumerate(chunk):
+                pair = [scores[j], scores[n + j]]
+                predicted = [0, 1] if pair[0] >= pair[1] else [1, 0]
+                rows.append({"id": item.record.id, "scores": pair, "predicted_ranking": predicted,
+                             "human_ranking": item.record.human_ranking,
+                             "correct": predicted == item.record.human_ranking})
+                chosen.append(pair[item.record.chosen_index])
+                rejected.append(pair[1 - item.record.chosen_index])
+    write_jsonl(output, rows)
+    return output, reward_metrics(chosen, rejected)
+
+
+def run_vl_test(cfg: VLRewardConfig, store_path: str | None = None) -> VLRewardResult:
+    """``--test-only``: score ``test_data`` with ``model_path`` and write the JSONL (+ metrics JSON)."""
+    from rerankctl.data.vl_dataset import VLEncoder
+    from rerankctl.errors import UsageError
+    from rerankctl.models.loading import pick_device
+    from rerankctl.models.vl_reward import VLRewardModel
+    from rerankctl.train.reward_eval import write_reports
+    from rerankctl.train.reward_store import open_run
+
+    if not cfg.model_path or not cfg.test_data:
+        raise UsageError("--test-only needs --model-path and --test-data", hint="point --model-path at final_model/")
+    model = VLRewardModel.from_pretrained(cfg.model_path, device=pick_device())
+    head = model.vl_config
+    encoder = VLEncoder(model.tokenizer, head.min_pixels, head.max_pixels, cfg.max_length)
+    run_dir = new_run_dir(cfg.model_copy(update={"experiment_name": f"{cfg.experiment_name}-test"}))
+    output = Path(cfg.test_output or run_dir / "test_scores.jsonl")
+    store, writer = open_run("vl-reward-test", cfg.to_dict(), cfg.run_name or run_dir.name, run_dir, cfg.tags, store_path)
+    try:
+        output, metrics = score_vl_file(model, encoder, cfg.test_data, output, cfg.eval_batch, cfg.skip_invalid)
+        write_reports(output.parent, metrics, stem=output.stem + "_metrics", extra={"model": cfg.model_path})
+        if writer is not None:
+            for key, value in metrics.items():
+                writer.log_eval(Path(cfg.test_data).name, key, value, model=cfg.model_path)
+            writer.log_artifact("report", str(output))
+            writer.finish("completed")
+        return VLRewardResult(writer.id if writer else None, run_dir, None, {}, metrics, 0, output)
+    except BaseException as exc:
+        if writer is not None:
+            writer.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if store is not None:
+            store.close()
+
+
+def summary_lines(result: VLRewardResult) -> list[str]:
+    lines = [f"run dir: {result.run_dir}"]
+    if result.run_id:
+        lines.append(f"run {result.run_id}")
+    for key in ("accuracy", "loss", "chosen_mean", "rejected_mean", "margin_mean"):
+        if key in result.final:
+            before = f"{result.baseline[key]:.4f} -> " if key in result.baseline else ""
+            lines.append(f"{key:>14}: {before}{result.final[key]:.4f}")
+    if result.test_output is not None:
+        lines.append(f"test scores: {result.test_output}")
+    return lines
+
