@@ -1,0 +1,333 @@
+"""What ``rerankctl eval`` does: build the rerankers, run the chosen evaluation, write reports.
+
+The CLI module only parses flags into `EvalOptions` and prints; everything else is here so it
+can be called (and tested) from Python too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from rerankctl.errors import RerankctlError, UsageError
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass
+class EvalOptions:
+    """Every ``rerankctl eval`` flag (see the CLI help for each)."""
+
+    endpoints: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    input: str | None = None
+    model_workers: int = 2
+    batch_size: int = 32
+    max_concurrency: int = 8
+    instruction: str | None = None
+    max_samples: int | None = None
+    output: str | None = None
+    two_stage: bool = False
+    embedding_endpoint: str | None = None
+    embedding_model: str | None = None
+    embedding_name: str | None = None
+    top_k: int = 100
+    plot: bool = False
+    api_key: str | None = None
+    timeout: float = 60.0
+    retries: int = 3
+    device: str | None = None
+    gpu_map: dict[str, int] | None = None
+    max_models_per_gpu: int = 1
+    proxy: str | None = None
+    store: bool = True
+
+
+@dataclass
+class EvalOutcome:
+    """What an evaluation produced."""
+
+    rows: list[Any]
+    models: list[str]
+    paths: dict[str, Path]
+    run_id: str | None = None
+    run_name: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def apply_proxy(proxy: str | None, endpoints: list[str]) -> None:
+    """Route dataset downloads through ``proxy`` (set before mteb/datasets are imported).
+
+    Loopback and the evaluated endpoints' hosts go in ``NO_PROXY`` so the proxy never sits
+    between us and the rerank servers.
+    """
+    if not proxy:
+        return
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        os.environ[var] = proxy
+    hosts = list(LOOPBACK_HOSTS) + [urlparse(e).hostname or "" for e in endpoints]
+    existing = [h for h in os.environ.get("NO_PROXY", "").split(",") if h]
+    no_proxy = ",".join(dict.fromkeys(existing + [h for h in hosts if h]))
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = no_proxy
+
+
+def validate(opts: EvalOptions) -> None:
+    """Reject flag combinations that cannot work, before anything heavy is loaded."""
+    if not opts.endpoints and not opts.models:
+        raise UsageError("nothing to evaluate", hint="give --endpoints URL ... or --model DIR")
+    if opts.input and opts.two_stage:
+        raise UsageError(
+            "--input and --two-stage cannot be combined", hint="two-stage runs on MTEB retrieval tasks"
+        )
+    if opts.input and opts.datasets:
+        raise UsageError("give either --input FILE or --datasets, not both")
+    if opts.two_stage and not (opts.embedding_endpoint or opts.embedding_model):
+        raise UsageError(
+            "--two-stage needs a first stage", hint="add --embedding-endpoint URL or --embedding-model DIR"
+        )
+    if opts.embedding_endpoint and opts.embedding_model:
+        raise UsageError("give either --embedding-endpoint or --embedding-model, not both")
+    for endpoint in opts.endpoints:
+        parsed = urlparse(endpoint)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise UsageError(
+                f"--endpoints {endpoint!r} is not an http(s) URL", hint="e.g. http://127.0.0.1:9997"
+            )
+    for name, value in (("--model-workers", opts.model_workers), ("--batch-size", opts.batch_size),
+                        ("--max-concurrency", opts.max_concurrency), ("--top-k", opts.top_k)):  # fmt: skip
+        if value < 1:
+            raise UsageError(f"{name} must be at least 1 (got {value})")
+    if opts.max_samples is not None and opts.max_samples < 1:
+        raise UsageError(f"--max-samples must be at least 1 (got {opts.max_samples})")
+    if opts.input and not Path(opts.input).exists():
+        from rerankctl.errors import NotFoundError
+
+        raise NotFoundError(f"--input {opts.input}: no such file")
+
+
+def build_endpoint(opts: EvalOptions, endpoint: str) -> Any:
+    """An `APIReranker` for ``endpoint`` with the on-disk score cache, after a connection check."""
+    from rerankctl.paths import cache_dir
+    from rerankctl.serve.client import APIReranker
+
+    client = APIReranker(
+        endpoint,
+        batch_size=opts.batch_size,
+        max_concurrency=opts.max_concurrency,
+        timeout=opts.timeout,
+        retries=opts.retries,
+        api_key=opts.api_key,
+        instruction=opts.instruction,
+        cache_dir=str(cache_dir("eval-scores")),
+    )
+    check_endpoint(client, endpoint)
+    return client
+
+
+def check_endpoint(client: Any, endpoint: str) -> None:
+    """Fail early, naming the endpoint, when it cannot be reached."""
+    try:
+        ok = client.test_connection()
+    except RerankctlError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure here means "cannot use this endpoint"
+        raise RerankctlError(
+            f"endpoint {endpoint} cannot be used: {type(exc).__name__}: {exc}",
+            hint="check the URL and that `rerankctl serve` (or vLLM/TEI) is running there",
+        ) from None
+    if ok is False:
+        raise RerankctlError(
+            f"endpoint {endpoint} did not answer a test rerank request",
+            hint="check the URL and that `rerankctl serve` (or vLLM/TEI) is running there",
+        )
+
+
+def build_local(opts: EvalOptions, path: str, device: str | None = None) -> Any:
+    from rerankctl.models.reranker import Qwen3Reranker
+
+    return Qwen3Reranker(path, device=device or opts.device, instruction=opts.instruction)
+
+
+def build_rerankers(opts: EvalOptions, include_local: bool = True) -> dict[str, Any]:
+    """Endpoint clients (connection-checked) and, with ``include_local``, loaded local models."""
+    out: dict[str, Any] = {}
+    for endpoint in opts.endpoints:
+        out[endpoint] = build_endpoint(opts, endpoint)
+    if include_local:
+        for path in opts.models:
+            out[path] = build_local(opts, path)
+    return out
+
+
+def build_embedder(opts: EvalOptions) -> Any:
+    from rerankctl.eval.two_stage import HTTPEmbedder, SentenceTransformerEmbedder
+
+    if opts.embedding_endpoint:
+        return HTTPEmbedder(opts.embedding_endpoint, model=opts.embedding_name, api_key=opts.api_key,
+                            max_concurrency=opts.max_concurrency, timeout=opts.timeout)  # fmt: skip
+    return SentenceTransformerEmbedder(opts.embedding_model, device=opts.device)
+
+
+def _default_output(run_name: str | None) -> Path:
+    from rerankctl.paths import runs_dir
+
+    return runs_dir() / "eval" / (run_name or "eval")
+
+
+def _echo(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_eval(opts: EvalOptions, progress: Callable[[str], None] = _echo) -> EvalOutcome:
+    """Run the evaluation ``opts`` describes; reports are written even when a model fails.
+
+    Raises:
+        ModelEvalError: after writing the reports, when an endpoint or model failed mid-way.
+    """
+    from rerankctl.eval.multi import MultiModelResult, evaluate_multiple_models, evaluate_with_gpu_balance
+    from rerankctl.eval.report import log_rows_to_store, to_row, write_reports
+
+    apply_proxy(opts.proxy, opts.endpoints + ([opts.embedding_endpoint] if opts.embedding_endpoint else []))
+    validate(opts)
+    model_order = list(opts.endpoints) + list(opts.models)
+
+    store = writer = None
+    if opts.store:
+        from rerankctl.store import RunStore
+
+        store = RunStore.open()
+        config = {k: v for k, v in asdict(opts).items() if k not in ("api_key", "proxy")}
+        writer = store.create_run(kind="eval", config=config, output_dir=opts.output)
+    run_id = writer.id if writer else None
+    rows: list[Any] = []
+
+    def record(model: str, result: Any) -> None:
+        row = to_row(result, model)
+        rows.append(row)
+        progress(f"{model} | {row.dataset}: {row.main_metric} = {row.main_score:.4f}")
+        if store is not None:
+            log_rows_to_store(store, [row], run_id=run_id)
+
+    outcome_errors: dict[str, str] = {}
+    notes: list[str] = []
+    try:
+        if opts.input:
+            multi = _run_local_file(opts, record)
+        elif opts.two_stage:
+            multi = _run_two_stage(opts, record)
+        else:
+            from rerankctl.eval.groups import resolve_tasks
+
+            tasks = resolve_tasks(opts.datasets or ["chinese"])
+            multi = MultiModelResult()
+            balance = len(opts.models) > 1 or bool(opts.gpu_map)
+            rerankers = build_rerankers(opts, include_local=not balance)
+            if rerankers:
+                part = evaluate_multiple_models(
+                    rerankers, tasks, model_workers=opts.model_workers, batch_size=opts.batch_size,
+                    workers=opts.max_concurrency, max_samples=opts.max_samples, instruction=opts.instruction,
+                    on_result=record,
+                )  # fmt: skip
+                multi.errors.update(part.errors)
+            if balance:
+                part = evaluate_with_gpu_balance(
+                    opts.models, tasks, gpu_map=opts.gpu_map, max_models_per_gpu=opts.max_models_per_gpu,
+                    batch_size=opts.batch_size, max_samples=opts.max_samples, instruction=opts.instruction,
+                    loader=lambda path, device: build_local(opts, path, device), on_result=record,
+                )  # fmt: skip
+                multi.errors.update(part.errors)
+                multi.notes.extend(part.notes)
+                multi.placements.update(part.placements)
+        outcome_errors, notes = multi.errors, multi.notes
+        for note in notes:
+            progress(f"note: {note}")
+    except BaseException as exc:
+        _finish(writer, rows, exc)
+        if rows:  # keep what was scored before the failure
+            out_dir = Path(opts.output) if opts.output else _default_output(writer.name if writer else None)
+            write_reports(out_dir, rows, model_order, plot=False, partial=True, error=str(exc))
+        raise
+
+    out_dir = Path(opts.output) if opts.output else _default_output(writer.name if writer else None)
+    paths = write_reports(
+        out_dir, rows, model_order, plot=opts.plot, run_id=run_id, errors=outcome_errors,
+        max_samples=opts.max_samples, instruction=opts.instruction, notes=notes,
+    )  # fmt: skip
+    if writer is not None:
+        for path in paths.values():
+            writer.log_artifact("report", str(path))
+    outcome = EvalOutcome(
+        rows=rows, models=model_order, paths=paths, run_id=run_id, run_name=writer.name if writer else None,
+        errors=outcome_errors, notes=notes,
+    )  # fmt: skip
+    _finish(writer, rows, None, outcome_errors)
+    return outcome
+
+
+def _finish(
+    writer: Any, rows: list[Any], exc: BaseException | None, errors: dict[str, str] | None = None
+) -> None:
+    if writer is None:
+        return
+    if exc is not None:
+        status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
+        writer.finish(status, error=f"{type(exc).__name__}: {exc}")
+    elif errors:
+        writer.finish("failed", error="; ".join(f"{m}: {e}" for m, e in errors.items()))
+    else:
+        writer.finish("completed")
+
+
+def _run_local_file(opts: EvalOptions, record: Callable[[str, Any], None]) -> Any:
+    """``--input FILE``: every reranker scores the file; ``model_workers`` at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rerankctl.eval.local import evaluate_local, load_rerank_records
+    from rerankctl.eval.multi import MultiModelResult
+
+    records = load_rerank_records(opts.input, opts.max_samples)  # validate once, before loading models
+    rerankers = build_rerankers(opts)
+    out = MultiModelResult(results={n: {} for n in rerankers})
+
+    def run(name: str) -> None:
+        try:
+            result = evaluate_local(
+                rerankers[name], records, batch_size=opts.batch_size, workers=opts.max_concurrency,
+                instruction=opts.instruction, name=name, dataset_name=Path(opts.input).name,
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - reported per model
+            out.errors[name] = (
+                exc.message if isinstance(exc, RerankctlError) else f"{type(exc).__name__}: {exc}"
+            )
+            return
+        out.results[name][result.dataset] = result
+        record(name, result)
+
+    with ThreadPoolExecutor(max(1, min(opts.model_workers, len(rerankers)))) as pool:
+        list(pool.map(run, list(rerankers)))
+    return out
+
+
+def _run_two_stage(opts: EvalOptions, record: Callable[[str, Any], None]) -> Any:
+    from rerankctl.eval.groups import TWO_STAGE_DEFAULT, resolve_tasks
+    from rerankctl.eval.multi import MultiModelResult
+    from rerankctl.eval.two_stage import run_two_stage_eval
+
+    tasks = resolve_tasks(opts.datasets or list(TWO_STAGE_DEFAULT))
+    rerankers = build_rerankers(opts)
+    embedder = build_embedder(opts)
+    run_two_stage_eval(
+        rerankers, tasks, embedder, top_k=opts.top_k, batch_size=opts.batch_size, workers=opts.max_concurrency,
+        max_samples=opts.max_samples, instruction=opts.instruction, on_result=lambda r: record(r.model, r),
+    )  # fmt: skip
+    return MultiModelResult(results={n: {} for n in rerankers})
