@@ -6,14 +6,22 @@ import json
 from typing import Any
 
 
-def print_rankings(results: list[tuple[str, list[str], list[int], list[float]]], top: int | None, as_json: bool) -> None:
+def print_rankings(
+    results: list[tuple[str, list[str], list[int], list[float]]], top: int | None, as_json: bool
+) -> None:
     if as_json:
         out: list[dict[str, Any]] = []
         for query, docs, ranking, scores in results:
             shown = ranking[:top] if top else ranking
-            out.append({"query": query, "results": [
-                {"rank": r + 1, "index": i, "score": scores[i], "document": docs[i]} for r, i in enumerate(shown)
-            ]})
+            out.append(
+                {
+                    "query": query,
+                    "results": [
+                        {"rank": r + 1, "index": i, "score": scores[i], "document": docs[i]}
+                        for r, i in enumerate(shown)
+                    ],
+                }
+            )
         print(json.dumps(out if len(out) != 1 else out[0], ensure_ascii=False, indent=2))
         return
     from rich.console import Console

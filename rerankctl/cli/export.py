@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,9 +10,15 @@ import typer
 def export(
     checkpoint: Annotated[str, typer.Argument(help="A training run's final/ or checkpoint-N/ directory.")],
     output: Annotated[str, typer.Option("--output", "-o", help="Directory to write.")],
-    merge_lora: Annotated[bool, typer.Option("--merge-lora", help="Merge the LoRA adapter into the base weights.")] = False,
-    to: Annotated[str, typer.Option("--to", help="causal-lm (default) or seq-cls (vLLM/TEI/Infinity/CrossEncoder).")] = "causal-lm",
-    base_model: Annotated[Optional[str], typer.Option(help="Base model, when the adapter's recorded path moved.")] = None,
+    merge_lora: Annotated[
+        bool, typer.Option("--merge-lora", help="Merge the LoRA adapter into the base weights.")
+    ] = False,
+    to: Annotated[
+        str, typer.Option("--to", help="causal-lm (default) or seq-cls (vLLM/TEI/Infinity/CrossEncoder).")
+    ] = "causal-lm",
+    base_model: Annotated[
+        str | None, typer.Option(help="Base model, when the adapter's recorded path moved.")
+    ] = None,
 ) -> None:
     """Export a trained reranker as a standalone model directory."""
     from rerankctl.errors import UsageError

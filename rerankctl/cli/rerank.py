@@ -2,32 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 
 def rerank(
-    docs: Annotated[Optional[list[str]], typer.Argument(help="Documents to rank (or use --input).", show_default=False)] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="Model directory, hub id or training run's final/.")] = ...,
-    query: Annotated[Optional[str], typer.Option("--query", "-q", help="The query.")] = None,
-    input_file: Annotated[Optional[str], typer.Option("--input", "-i", help="JSONL with query/docs (or query/pos/neg); one ranking per line.")] = None,
-    instruction: Annotated[Optional[str], typer.Option(help="Task instruction (default: web search).")] = None,
+    docs: Annotated[
+        list[str] | None, typer.Argument(help="Documents to rank (or use --input).", show_default=False)
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model directory, hub id or training run's final/.")
+    ] = ...,
+    query: Annotated[str | None, typer.Option("--query", "-q", help="The query.")] = None,
+    input_file: Annotated[
+        str | None,
+        typer.Option("--input", "-i", help="JSONL with query/docs (or query/pos/neg); one ranking per line."),
+    ] = None,
+    instruction: Annotated[str | None, typer.Option(help="Task instruction (default: web search).")] = None,
     batch_size: Annotated[int, typer.Option(help="Pairs per forward pass.")] = 32,
     max_length: Annotated[int, typer.Option(help="Prompt token limit.")] = 1024,
-    device: Annotated[Optional[str], typer.Option(help="cuda, cuda:1, cpu (default: best available).")] = None,
+    device: Annotated[str | None, typer.Option(help="cuda, cuda:1, cpu (default: best available).")] = None,
     dtype: Annotated[str, typer.Option(help="auto, bf16, fp16, fp32.")] = "auto",
-    top: Annotated[Optional[int], typer.Option("--top", "-k", help="Show only the best K.")] = None,
+    top: Annotated[int | None, typer.Option("--top", "-k", help="Show only the best K.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Rank documents for a query with a local reranker."""
     from rerankctl.errors import UsageError
 
     if input_file is None and (query is None or not docs):
-        raise UsageError("give --query and documents, or --input FILE", hint='rerankctl rerank -m DIR -q "what is BM25" "doc one" "doc two"')
+        raise UsageError(
+            "give --query and documents, or --input FILE",
+            hint='rerankctl rerank -m DIR -q "what is BM25" "doc one" "doc two"',
+        )
     from rerankctl.models.reranker import Qwen3Reranker
 
-    reranker = Qwen3Reranker(model, device=device, dtype=dtype, max_length=max_length, instruction=instruction)
+    reranker = Qwen3Reranker(
+        model, device=device, dtype=dtype, max_length=max_length, instruction=instruction
+    )
     items: list[tuple[str, list[str]]] = []
     if input_file is not None:
         items = _read_items(input_file)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,46 +17,46 @@ _B = "Bookkeeping"
 
 def train_sft(
     preset: Annotated[
-        Optional[str], typer.Option(help="Preset name (tiny, qwen3_4b_lora, ...) or TOML path.")
+        str | None, typer.Option(help="Preset name (tiny, qwen3_4b_lora, ...) or TOML path.")
     ] = None,
     print_config: Annotated[
         bool, typer.Option("--print-config", help="Print the merged config as TOML and exit.")
     ] = False,
     model: Annotated[
-        Optional[str], typer.Option(help="Base model: hub id or directory.", rich_help_panel=_M)
+        str | None, typer.Option(help="Base model: hub id or directory.", rich_help_panel=_M)
     ] = None,
     data: Annotated[
-        Optional[str], typer.Option(help="Training data: JSONL/Parquet/CSV.", rich_help_panel=_G)
+        str | None, typer.Option(help="Training data: JSONL/Parquet/CSV.", rich_help_panel=_G)
     ] = None,
     eval_data: Annotated[
-        Optional[str], typer.Option(help="Held-out data for NDCG@10 during training.", rich_help_panel=_G)
+        str | None, typer.Option(help="Held-out data for NDCG@10 during training.", rich_help_panel=_G)
     ] = None,
     output: Annotated[
-        Optional[str], typer.Option("--output", "-o", help="Output directory.", rich_help_panel=_B)
+        str | None, typer.Option("--output", "-o", help="Output directory.", rich_help_panel=_B)
     ] = None,
     run_name: Annotated[
-        Optional[str], typer.Option(help="Run name in the run store.", rich_help_panel=_B)
+        str | None, typer.Option(help="Run name in the run store.", rich_help_panel=_B)
     ] = None,
     tag: Annotated[
-        Optional[list[str]], typer.Option("--tag", help="Tag the run (repeatable).", rich_help_panel=_B)
+        list[str] | None, typer.Option("--tag", help="Tag the run (repeatable).", rich_help_panel=_B)
     ] = None,
     instruction: Annotated[
-        Optional[str], typer.Option(help="Instruction for records without one.", rich_help_panel=_G)
+        str | None, typer.Option(help="Instruction for records without one.", rich_help_panel=_G)
     ] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Prompt token limit.", rich_help_panel=_G)] = None,
+    max_length: Annotated[int | None, typer.Option(help="Prompt token limit.", rich_help_panel=_G)] = None,
     n_docs: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(help="Documents per group (0 = all, capped by --max-docs).", rich_help_panel=_G),
     ] = None,
     n_pos: Annotated[
-        Optional[int], typer.Option(help="Positives per group (0 = the data's ratio).", rich_help_panel=_G)
+        int | None, typer.Option(help="Positives per group (0 = the data's ratio).", rich_help_panel=_G)
     ] = None,
-    max_docs: Annotated[Optional[int], typer.Option(help="Cap when --n-docs 0.", rich_help_panel=_G)] = None,
+    max_docs: Annotated[int | None, typer.Option(help="Cap when --n-docs 0.", rich_help_panel=_G)] = None,
     sampling: Annotated[
-        Optional[str], typer.Option(help="Negative sampling: hard, random, mixed.", rich_help_panel=_G)
+        str | None, typer.Option(help="Negative sampling: hard, random, mixed.", rich_help_panel=_G)
     ] = None,
     filter_overlength: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option(
             "--filter-overlength/--truncate",
             help="Drop over-long docs instead of truncating.",
@@ -65,125 +65,121 @@ def train_sft(
         ),
     ] = None,
     loss_type: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="lambdaloss, listmle, plistmle, listnet, infonce, ranknet, bce, ce, margin_mse, kl.",
             rich_help_panel=_L,
         ),
     ] = None,
     temperature: Annotated[
-        Optional[float], typer.Option(help="Temperature (infonce, listnet, kl).", rich_help_panel=_L)
+        float | None, typer.Option(help="Temperature (infonce, listnet, kl).", rich_help_panel=_L)
     ] = None,
     infonce_mode: Annotated[
-        Optional[str], typer.Option(help="single, positive_set, per_positive.", rich_help_panel=_L)
+        str | None, typer.Option(help="single, positive_set, per_positive.", rich_help_panel=_L)
     ] = None,
-    lambda_metric: Annotated[Optional[str], typer.Option(help="ndcg, map, mrr.", rich_help_panel=_L)] = None,
+    lambda_metric: Annotated[str | None, typer.Option(help="ndcg, map, mrr.", rich_help_panel=_L)] = None,
     lambda_weighting: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="none, ndcgloss1, ndcgloss2, lambdarank, ndcgloss2pp.", rich_help_panel=_L),
     ] = None,
     lambda_k: Annotated[
-        Optional[int], typer.Option(help="Truncation k of the LambdaLoss metric.", rich_help_panel=_L)
+        int | None, typer.Option(help="Truncation k of the LambdaLoss metric.", rich_help_panel=_L)
     ] = None,
     lambda_sigma: Annotated[
-        Optional[float], typer.Option(help="Sigma of LambdaLoss/RankNet.", rich_help_panel=_L)
+        float | None, typer.Option(help="Sigma of LambdaLoss/RankNet.", rich_help_panel=_L)
     ] = None,
-    lambda_mu: Annotated[Optional[float], typer.Option(help="mu of NDCGLoss2++.", rich_help_panel=_L)] = None,
+    lambda_mu: Annotated[float | None, typer.Option(help="mu of NDCGLoss2++.", rich_help_panel=_L)] = None,
     ranknet_max_pairs: Annotated[
-        Optional[int], typer.Option(help="Pairs sampled per group (RankNet).", rich_help_panel=_L)
+        int | None, typer.Option(help="Pairs sampled per group (RankNet).", rich_help_panel=_L)
     ] = None,
     bce_pos_weight: Annotated[
-        Optional[float], typer.Option(help="Positive weight of pointwise BCE.", rich_help_panel=_L)
+        float | None, typer.Option(help="Positive weight of pointwise BCE.", rich_help_panel=_L)
     ] = None,
     chunk_size: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(help="Docs per autograd pass (0 = all). Exact gradients.", rich_help_panel=_M),
     ] = None,
     gradient_checkpointing: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option(
             "--gradient-checkpointing/--no-gradient-checkpointing", rich_help_panel=_M, show_default=False
         ),
     ] = None,
     lora: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option(
             "--lora/--full", help="LoRA adapter or full fine-tuning.", rich_help_panel=_M, show_default=False
         ),
     ] = None,
-    lora_r: Annotated[Optional[int], typer.Option(help="LoRA rank.", rich_help_panel=_M)] = None,
-    lora_alpha: Annotated[Optional[int], typer.Option(help="LoRA alpha.", rich_help_panel=_M)] = None,
-    lora_dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout.", rich_help_panel=_M)] = None,
+    lora_r: Annotated[int | None, typer.Option(help="LoRA rank.", rich_help_panel=_M)] = None,
+    lora_alpha: Annotated[int | None, typer.Option(help="LoRA alpha.", rich_help_panel=_M)] = None,
+    lora_dropout: Annotated[float | None, typer.Option(help="LoRA dropout.", rich_help_panel=_M)] = None,
     target_modules: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(help="LoRA target modules (comma-separated or repeated).", rich_help_panel=_M),
     ] = None,
     attn_implementation: Annotated[
-        Optional[str], typer.Option(help="sdpa, eager, flash_attention_2.", rich_help_panel=_M)
+        str | None, typer.Option(help="sdpa, eager, flash_attention_2.", rich_help_panel=_M)
     ] = None,
     lr: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--lr", "--learning-rate", help="Peak learning rate.", rich_help_panel=_O),
     ] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Epochs.", rich_help_panel=_O)] = None,
+    epochs: Annotated[float | None, typer.Option(help="Epochs.", rich_help_panel=_O)] = None,
     max_steps: Annotated[
-        Optional[int], typer.Option(help="Optimizer steps (overrides --epochs).", rich_help_panel=_O)
+        int | None, typer.Option(help="Optimizer steps (overrides --epochs).", rich_help_panel=_O)
     ] = None,
     batch_size: Annotated[
-        Optional[int], typer.Option(help="Query groups per device per step.", rich_help_panel=_O)
+        int | None, typer.Option(help="Query groups per device per step.", rich_help_panel=_O)
     ] = None,
     grad_accum: Annotated[
-        Optional[int], typer.Option("--grad-accum", help="Gradient accumulation steps.", rich_help_panel=_O)
+        int | None, typer.Option("--grad-accum", help="Gradient accumulation steps.", rich_help_panel=_O)
     ] = None,
     lr_scheduler: Annotated[
-        Optional[str], typer.Option(help="linear, cosine, constant_with_warmup, ...", rich_help_panel=_O)
+        str | None, typer.Option(help="linear, cosine, constant_with_warmup, ...", rich_help_panel=_O)
     ] = None,
-    warmup_ratio: Annotated[
-        Optional[float], typer.Option(help="Warm-up fraction.", rich_help_panel=_O)
-    ] = None,
+    warmup_ratio: Annotated[float | None, typer.Option(help="Warm-up fraction.", rich_help_panel=_O)] = None,
     weight_decay: Annotated[
-        Optional[float], typer.Option(help="AdamW weight decay.", rich_help_panel=_O)
+        float | None, typer.Option(help="AdamW weight decay.", rich_help_panel=_O)
     ] = None,
     max_grad_norm: Annotated[
-        Optional[float], typer.Option(help="Clip norm (0 = off).", rich_help_panel=_O)
+        float | None, typer.Option(help="Clip norm (0 = off).", rich_help_panel=_O)
     ] = None,
     optim: Annotated[
-        Optional[str], typer.Option(help="adamw_torch, adamw_bnb_8bit, ...", rich_help_panel=_O)
+        str | None, typer.Option(help="adamw_torch, adamw_bnb_8bit, ...", rich_help_panel=_O)
     ] = None,
     bf16: Annotated[
-        Optional[bool], typer.Option("--bf16/--no-bf16", rich_help_panel=_O, show_default=False)
+        bool | None, typer.Option("--bf16/--no-bf16", rich_help_panel=_O, show_default=False)
     ] = None,
     fp16: Annotated[
-        Optional[bool], typer.Option("--fp16/--no-fp16", rich_help_panel=_O, show_default=False)
+        bool | None, typer.Option("--fp16/--no-fp16", rich_help_panel=_O, show_default=False)
     ] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.", rich_help_panel=_O)] = None,
-    logging_steps: Annotated[
-        Optional[int], typer.Option(help="Log every N steps.", rich_help_panel=_B)
-    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.", rich_help_panel=_O)] = None,
+    logging_steps: Annotated[int | None, typer.Option(help="Log every N steps.", rich_help_panel=_B)] = None,
     eval_steps: Annotated[
-        Optional[int], typer.Option(help="Evaluate every N steps (0 = per epoch).", rich_help_panel=_B)
+        int | None, typer.Option(help="Evaluate every N steps (0 = per epoch).", rich_help_panel=_B)
     ] = None,
     save_steps: Annotated[
-        Optional[int], typer.Option(help="Checkpoint every N steps (0 = per epoch).", rich_help_panel=_B)
+        int | None, typer.Option(help="Checkpoint every N steps (0 = per epoch).", rich_help_panel=_B)
     ] = None,
     save_total_limit: Annotated[
-        Optional[int], typer.Option(help="Checkpoints to keep.", rich_help_panel=_B)
+        int | None, typer.Option(help="Checkpoints to keep.", rich_help_panel=_B)
     ] = None,
     eval_max_queries: Annotated[
-        Optional[int], typer.Option(help="Held-out queries to evaluate on.", rich_help_panel=_B)
+        int | None, typer.Option(help="Held-out queries to evaluate on.", rich_help_panel=_B)
     ] = None,
     report_to: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(help="wandb, tensorboard, mlflow, swanlab (repeatable).", rich_help_panel=_B),
     ] = None,
     resume: Annotated[
-        Optional[str], typer.Option(help="Checkpoint dir or 'latest'.", rich_help_panel=_B)
+        str | None, typer.Option(help="Checkpoint dir or 'latest'.", rich_help_panel=_B)
     ] = None,
     workers: Annotated[
-        Optional[int], typer.Option("--workers", help="DataLoader workers.", rich_help_panel=_B)
+        int | None, typer.Option("--workers", help="DataLoader workers.", rich_help_panel=_B)
     ] = None,
     gpus: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="GPUs: '0,1,2,3', 'auto', or 'cpu:N' (N CPU processes over gloo).", rich_help_panel=_M
         ),
@@ -260,12 +256,12 @@ def train_sft(
         raise typer.Exit(relaunch_distributed(gpus, sys.argv[1:]))
     from rich.console import Console
 
-    from rerankctl.train.sft_runner import run_sft
+    from rerankctl.train.sft_runner import is_main_process, run_sft
     from rerankctl.train.summary import print_sft_summary
 
-    console = Console(stderr=True)
-    result = run_sft(cfg, console=console)
-    print_sft_summary(result, console=Console())
+    result = run_sft(cfg, console=Console(stderr=True))
+    if is_main_process():
+        print_sft_summary(result, console=Console())
 
 
 def register(train_app: typer.Typer) -> None:

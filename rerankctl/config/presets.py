@@ -98,10 +98,14 @@ def _validation_error(exc: Any, source: str) -> ConfigError:
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err.get("loc", ())) or "?"
     if err.get("type") == "extra_forbidden":
-        return ConfigError("unknown key", hint="check the spelling; `--print-config` lists every key", path=source, field=key)
+        return ConfigError(
+            "unknown key", hint="check the spelling; `--print-config` lists every key", path=source, field=key
+        )
     got = err.get("input")
     got_text = f" (got {got!r})" if not isinstance(got, Mapping) else ""
-    return ConfigError(f"{err.get('msg', 'invalid value')}{got_text}", hint="fix the value", path=source, field=key)
+    return ConfigError(
+        f"{err.get('msg', 'invalid value')}{got_text}", hint="fix the value", path=source, field=key
+    )
 
 
 def resolve_config(

@@ -50,7 +50,9 @@ def merge_lora(checkpoint: str | Path, output: str | Path, base_model: str | Non
     from rerankctl.models.loading import adapter_base
 
     if adapter_base(checkpoint) is None:
-        raise UsageError(f"{checkpoint} is not a LoRA adapter (no adapter_config.json)", hint="drop --merge-lora")
+        raise UsageError(
+            f"{checkpoint} is not a LoRA adapter (no adapter_config.json)", hint="drop --merge-lora"
+        )
     model, tokenizer = load_merged(checkpoint, base_model)
     tmp = _atomic_dir(Path(output))
     try:
@@ -63,7 +65,9 @@ def merge_lora(checkpoint: str | Path, output: str | Path, base_model: str | Non
 
 def seq_cls_architecture(causal_arch: str) -> str:
     if not causal_arch.endswith("ForCausalLM"):
-        raise UsageError(f"cannot convert {causal_arch} to sequence classification", hint="expects a *ForCausalLM model")
+        raise UsageError(
+            f"cannot convert {causal_arch} to sequence classification", hint="expects a *ForCausalLM model"
+        )
     return causal_arch.removesuffix("ForCausalLM") + "ForSequenceClassification"
 
 
@@ -97,8 +101,12 @@ def to_seq_cls(checkpoint: str | Path, output: str | Path, base_model: str | Non
         seq.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         # Record how inputs must be formatted, for serving tools and for `rerankctl serve`.
-        meta = {"format": "qwen3-reranker", "yes_token_id": yes_id, "no_token_id": no_id,
-                "source": str(checkpoint)}
+        meta = {
+            "format": "qwen3-reranker",
+            "yes_token_id": yes_id,
+            "no_token_id": no_id,
+            "source": str(checkpoint),
+        }
         (tmp / "rerankctl_export.json").write_text(json.dumps(meta, indent=2), "utf-8")
         return _publish(tmp, Path(output))
     finally:

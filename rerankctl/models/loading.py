@@ -30,8 +30,14 @@ def pick_dtype(dtype: str | None, device: str):
     """bf16 on a GPU that supports it, fp32 on CPU, unless ``dtype`` says otherwise."""
     import torch
 
-    table = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-             "fp32": torch.float32, "float32": torch.float32}
+    table = {
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "fp32": torch.float32,
+        "float32": torch.float32,
+    }
     if dtype and dtype != "auto":
         if dtype not in table:
             raise RerankctlError(f"unknown dtype {dtype!r}", hint="use bf16, fp16 or fp32")
@@ -73,8 +79,14 @@ def load_tokenizer(path: str | Path, padding_side: str = "left") -> Any:
     return tokenizer
 
 
-def load_causal_lm(path: str | Path, *, dtype=None, device: str | None = None,
-                   attn_implementation: str | None = None, base_model: str | None = None) -> Any:
+def load_causal_lm(
+    path: str | Path,
+    *,
+    dtype=None,
+    device: str | None = None,
+    attn_implementation: str | None = None,
+    base_model: str | None = None,
+) -> Any:
     """Load a causal LM (applying a PEFT adapter when ``path`` is one)."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging

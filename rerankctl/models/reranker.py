@@ -47,7 +47,9 @@ class Qwen3Reranker:
         self.device = pick_device(device) if model is None else str(next(model.parameters()).device)
         if model is None:
             model = load_causal_lm(
-                model_name_or_path, dtype=pick_dtype(dtype, self.device), device=self.device,
+                model_name_or_path,
+                dtype=pick_dtype(dtype, self.device),
+                device=self.device,
                 attn_implementation=attn_implementation,
             )
         if tokenizer is None:
@@ -61,14 +63,20 @@ class Qwen3Reranker:
     def max_length(self) -> int:
         return self.prompt.max_length
 
-    def encode(self, queries: Sequence[str], docs: Sequence[str], instruction: str | None = None) -> list[list[int]]:
+    def encode(
+        self, queries: Sequence[str], docs: Sequence[str], instruction: str | None = None
+    ) -> list[list[int]]:
         ids, _ = self.prompt.encode_pairs(queries, docs, instruction or self.instruction)
         return ids
 
-    def count_tokens(self, queries: Sequence[str], docs: Sequence[str], instruction: str | None = None) -> list[int]:
+    def count_tokens(
+        self, queries: Sequence[str], docs: Sequence[str], instruction: str | None = None
+    ) -> list[int]:
         return [len(x) for x in self.encode(queries, docs, instruction)]
 
-    def score_ids(self, sequences: Sequence[Sequence[int]], batch_size: int = 32, normalize: bool = True) -> list[float]:
+    def score_ids(
+        self, sequences: Sequence[Sequence[int]], batch_size: int = 32, normalize: bool = True
+    ) -> list[float]:
         """Score already-encoded prompts; batches are formed in length order."""
         import torch
 
@@ -102,7 +110,9 @@ class Qwen3Reranker:
         normalize: bool = True,
     ) -> list[float]:
         """Scores of (query, doc) pairs, in input order."""
-        return self.score_ids(self.encode(queries, docs, instruction), batch_size=batch_size, normalize=normalize)
+        return self.score_ids(
+            self.encode(queries, docs, instruction), batch_size=batch_size, normalize=normalize
+        )
 
     def rerank(
         self,

@@ -237,7 +237,10 @@ class RewardModel(nn.Module):
         return self
 
     def activation_checkpointing_enable(
-        self, activation_checkpointing_kwargs: dict | None = None, every_n_layers: int = 1, offload: bool = False
+        self,
+        activation_checkpointing_kwargs: dict | None = None,
+        every_n_layers: int = 1,
+        offload: bool = False,
     ) -> None:
         """Recompute activations in backward (non-reentrant, so frozen embeddings need no input grads)."""
         kwargs = activation_checkpointing_kwargs or {"use_reentrant": False}
@@ -249,7 +252,9 @@ class RewardModel(nn.Module):
         else:  # pragma: no cover - older transformers
             backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs) -> None:
+    def gradient_checkpointing_enable(
+        self, gradient_checkpointing_kwargs: dict | None = None, **kwargs
+    ) -> None:
         """The pre-5.2x name of :meth:`activation_checkpointing_enable`."""
         self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
 

@@ -56,7 +56,9 @@ QWEN3_0_6B_SHAPE = {
 }
 
 
-def build_tiny_qwen3(output_dir: str | os.PathLike, seed: int = 0, tokenizer_cache: str | None = None, **overrides) -> Path:
+def build_tiny_qwen3(
+    output_dir: str | os.PathLike, seed: int = 0, tokenizer_cache: str | None = None, **overrides
+) -> Path:
     """Write a randomly initialised tiny Qwen3 causal LM and the Qwen3 tokenizer to ``output_dir``."""
     import torch
     from transformers import AutoModelForCausalLM

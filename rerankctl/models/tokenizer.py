@@ -19,9 +19,7 @@ from pathlib import Path
 from rerankctl import paths
 
 # Qwen2/Qwen3 pre-tokenizer split pattern (single digits, unlike tiktoken's cl100k).
-QWEN3_PATTERN = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+QWEN3_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
 # (content, special) in id order from 151643. "special" follows Qwen3's tokenizer_config:
 # the tool/think/fim markers are added tokens that decoding keeps.

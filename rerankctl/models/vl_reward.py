@@ -44,7 +44,8 @@ class VLHeadConfig:
     def __post_init__(self) -> None:
         if not self.score_max > self.score_min:
             raise UsageError(
-                f"score range [{self.score_min}, {self.score_max}] is empty", hint="--score-max must exceed --score-min"
+                f"score range [{self.score_min}, {self.score_max}] is empty",
+                hint="--score-max must exceed --score-min",
             )
 
 
@@ -79,7 +80,9 @@ def tiny_qwen2vl_config(**text_overrides: Any):
     return Qwen2VLConfig(text_config=text, vision_config=vision, pad_token_id=151643)
 
 
-def build_tiny_qwen2vl(output_dir: str | os.PathLike, seed: int = 0, tokenizer_cache: str | None = None) -> Path:
+def build_tiny_qwen2vl(
+    output_dir: str | os.PathLike, seed: int = 0, tokenizer_cache: str | None = None
+) -> Path:
     """Write a random tiny Qwen2-VL (``Qwen2VLModel``) with the offline Qwen3 tokenizer to ``output_dir``."""
     from transformers import AutoModel
 
@@ -114,7 +117,9 @@ def tiny_qwen2vl_dir(seed: int = 0) -> Path:
 class VLRewardModel(nn.Module):
     """Qwen2-VL backbone + MLP head (hidden -> hidden/2 -> 1), scores in ``[score_min, score_max]``."""
 
-    def __init__(self, backbone: nn.Module, config: VLHeadConfig | None = None, tokenizer: Any = None) -> None:
+    def __init__(
+        self, backbone: nn.Module, config: VLHeadConfig | None = None, tokenizer: Any = None
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.vl_config = config or VLHeadConfig()
@@ -138,7 +143,9 @@ class VLRewardModel(nn.Module):
         from transformers import AutoModel
 
         if not (Path(path) / "config.json").is_file() and str(path).startswith((".", "/", "~")):
-            raise NotFoundError(f"{path}: not a model directory (no config.json)", hint="point --model at Qwen2-VL")
+            raise NotFoundError(
+                f"{path}: not a model directory (no config.json)", hint="point --model at Qwen2-VL"
+            )
         kwargs: dict[str, Any] = {"dtype": dtype or torch.float32}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
@@ -150,7 +157,6 @@ class VLRewardModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, device: str | None = None) -> VLRewardModel:
         """Load a directory written by :meth:`save_pretrained`."""
-        from safetensors.torch import load_file
         from transformers import AutoConfig, AutoModel
 
         path = Path(path)
@@ -173,7 +179,9 @@ class VLRewardModel(nn.Module):
 
         file = Path(path) / WEIGHTS_NAME
         if not file.is_file():
-            raise NotFoundError(f"{file}: no weights file", hint="pass a checkpoint_step_N or final_model folder")
+            raise NotFoundError(
+                f"{file}: no weights file", hint="pass a checkpoint_step_N or final_model folder"
+            )
         missing, unexpected = self.load_state_dict(load_file(str(file), device="cpu"), strict=False)
         missing = [k for k in missing if "rotary_emb" not in k]
         if missing or unexpected:
@@ -183,7 +191,10 @@ class VLRewardModel(nn.Module):
             )
 
     def activation_checkpointing_enable(
-        self, activation_checkpointing_kwargs: dict | None = None, every_n_layers: int = 1, offload: bool = False
+        self,
+        activation_checkpointing_kwargs: dict | None = None,
+        every_n_layers: int = 1,
+        offload: bool = False,
     ) -> None:
         """Recompute activations in backward (non-reentrant, so frozen embeddings need no input grads)."""
         kwargs = activation_checkpointing_kwargs or {"use_reentrant": False}
@@ -195,7 +206,9 @@ class VLRewardModel(nn.Module):
         else:  # pragma: no cover - older transformers
             backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs) -> None:
+    def gradient_checkpointing_enable(
+        self, gradient_checkpointing_kwargs: dict | None = None, **kwargs
+    ) -> None:
         """The pre-5.2x name of :meth:`activation_checkpointing_enable`."""
         self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
 

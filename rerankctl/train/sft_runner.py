@@ -47,6 +47,17 @@ def quiet_libraries() -> None:
     hf_logging.set_verbosity_error()
 
 
+def gpu_sampling(writer: Any):
+    """Sample GPU use into the run store while training (main process only; a no-op without GPUs)."""
+    from contextlib import nullcontext
+
+    if writer is None:
+        return nullcontext()
+    from rerankctl.gpu.sampler import GpuSampler
+
+    return GpuSampler(writer, interval=5.0)
+
+
 def resolve_model_path(cfg: SFTConfig) -> str:
     if cfg.model == BUILTIN_TINY_MODEL:
         from rerankctl.models.tiny import tiny_qwen3_dir
@@ -113,7 +124,9 @@ def build_datasets(cfg: SFTConfig, tokenizer: Any) -> tuple[Any, list[dict], int
     """(training groups, held-out groups with all their documents, documents dropped as over-long)."""
     from rerankctl.data.rerank_dataset import RerankDataset
 
-    group_kwargs = dict(n_docs=cfg.n_docs, n_pos=cfg.n_pos, max_docs=cfg.max_docs, seed=cfg.seed, strategy=cfg.sampling)
+    group_kwargs = dict(
+        n_docs=cfg.n_docs, n_pos=cfg.n_pos, max_docs=cfg.max_docs, seed=cfg.seed, strategy=cfg.sampling
+    )
     full_kwargs = dict(group_kwargs, n_docs=0, n_pos=0)
     train_source: Any = cfg.data
     eval_source: Any = cfg.eval_data
@@ -138,6 +151,7 @@ def build_datasets(cfg: SFTConfig, tokenizer: Any) -> tuple[Any, list[dict], int
 
 
 def training_arguments(cfg: SFTConfig, output_dir: Path, has_eval: bool) -> Any:
+    import torch
     from transformers import TrainingArguments
 
     eval_strategy = "no"
@@ -177,6 +191,7 @@ def training_arguments(cfg: SFTConfig, output_dir: Path, has_eval: bool) -> Any:
         data_seed=cfg.seed,
         remove_unused_columns=False,
         dataloader_num_workers=cfg.dataloader_workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=True,
         save_only_model=False,
         ddp_find_unused_parameters=False,
@@ -250,7 +265,8 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
             model=model,
             args=args,
             train_dataset=train_ds,
-            eval_dataset=eval_groups or None,  # the Trainer only checks it exists; evaluate() ranks eval_groups
+            eval_dataset=eval_groups
+            or None,  # the Trainer only checks it exists; evaluate() ranks eval_groups
             data_collator=collator,
             processing_class=tokenizer,
             callbacks=callbacks,
@@ -281,7 +297,8 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
             if writer is not None:
                 writer.log_metrics(0, {f"eval_{k}": v for k, v in baseline.items()})
         started = time.perf_counter()
-        trainer.train(resume_from_checkpoint=resume)
+        with gpu_sampling(writer):
+            trainer.train(resume_from_checkpoint=resume)
         train_seconds = time.perf_counter() - started
         final_dir = output_dir / "final"
         trainer.save_model(str(final_dir))

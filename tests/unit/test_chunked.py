@@ -16,7 +16,11 @@ from rerankctl.train.chunked import chunked_backward, scatter_scores
 
 # Two groups of different sizes (4 and 3 documents): padding in the (B, N) layout is masked.
 GROUPS = [
-    ("red wooden chair", ["a red wooden chair", "a red metal chair", "a blue wooden table", "green sofa"], [1, 0, 0, 0]),
+    (
+        "red wooden chair",
+        ["a red wooden chair", "a red metal chair", "a blue wooden table", "green sofa"],
+        [1, 0, 0, 0],
+    ),
     ("quiet small dog", ["small quiet dog breed", "loud big dog", "a small cat"], [2, 1, 0]),
 ]
 LOSSES = {
@@ -46,7 +50,10 @@ def _lora_model(path, dropout):
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules=["q_proj", "v_proj", "down_proj"]))
+    model = get_peft_model(
+        model,
+        LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules=["q_proj", "v_proj", "down_proj"]),
+    )
     # Non-zero B matrices so that LoRA changes the scores and every adapter weight gets a gradient.
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -56,7 +63,11 @@ def _lora_model(path, dropout):
 
 
 def _grads(model):
-    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.requires_grad and p.grad is not None}
+    return {
+        n: p.grad.detach().clone()
+        for n, p in model.named_parameters()
+        if p.requires_grad and p.grad is not None
+    }
 
 
 @pytest.mark.parametrize("loss_name", sorted(LOSSES))
@@ -78,7 +89,9 @@ def test_chunked_gradients_equal_unchunked(tiny_qwen3_path, qwen3_tokenizer, los
     reference = _grads(model)
 
     model.zero_grad()
-    loss, scores = chunked_backward(score, batch["input_ids"], batch["attention_mask"], group_loss, chunk_size)
+    loss, scores = chunked_backward(
+        score, batch["input_ids"], batch["attention_mask"], group_loss, chunk_size
+    )
     chunked = _grads(model)
 
     assert full_loss.item() > 0
@@ -107,7 +120,9 @@ def test_dropout_is_replayed_between_the_two_passes(tiny_qwen3_path, qwen3_token
 
     torch.manual_seed(123)
     model.zero_grad()
-    pieces = [score(batch["input_ids"][i : i + 3], batch["attention_mask"][i : i + 3]) for i in range(0, 7, 3)]
+    pieces = [
+        score(batch["input_ids"][i : i + 3], batch["attention_mask"][i : i + 3]) for i in range(0, 7, 3)
+    ]
     group_loss(torch.cat(pieces)).backward()
     reference = _grads(model)
 

@@ -6,9 +6,13 @@ import pytest
 import torch
 
 from rerankctl.data.prompt import PromptTokenizer, format_full
-from rerankctl.models.scoring import yes_no_scores
 
-PAIRS = [("red chair", "a red wooden chair"), ("red chair", "blue table"), ("数字", "一二三"), ("q", "x " * 40)]
+PAIRS = [
+    ("red chair", "a red wooden chair"),
+    ("red chair", "blue table"),
+    ("数字", "一二三"),
+    ("q", "x " * 40),
+]
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +23,9 @@ def lora_checkpoint(tiny_qwen3_path, tmp_path_factory):
 
     torch.manual_seed(1)
     base = AutoModelForCausalLM.from_pretrained(str(tiny_qwen3_path))
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"]))
+    model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"])
+    )
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "lora_B" in name:
@@ -85,6 +91,8 @@ def test_export_cli_errors_are_one_line(lora_checkpoint, tiny_qwen3_path, tmp_pa
     assert code == 2
     assert err.count("\n") == 1 and "not a LoRA adapter" in err and "hint:" in err
     assert not (tmp_path / "x").exists()
-    code, out, _ = _main(["export", str(lora_checkpoint), "--to", "seq-cls", "-o", str(tmp_path / "y")], capsys)
+    code, out, _ = _main(
+        ["export", str(lora_checkpoint), "--to", "seq-cls", "-o", str(tmp_path / "y")], capsys
+    )
     assert code == 0 and "seq" in out
     assert (tmp_path / "y" / "rerankctl_export.json").is_file()

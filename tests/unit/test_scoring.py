@@ -24,8 +24,12 @@ def test_two_row_head_equals_full_logits(tiny_model, qwen3_tokenizer):
     ids, _ = prompt.encode_pairs(QUERIES, DOCS)
     batch = prompt.pad(ids)
     with torch.no_grad():
-        fast = yes_no_scores(tiny_model, batch["input_ids"], batch["attention_mask"], prompt.yes_id, prompt.no_id)
-        slow = full_logits_scores(tiny_model, batch["input_ids"], batch["attention_mask"], prompt.yes_id, prompt.no_id)
+        fast = yes_no_scores(
+            tiny_model, batch["input_ids"], batch["attention_mask"], prompt.yes_id, prompt.no_id
+        )
+        slow = full_logits_scores(
+            tiny_model, batch["input_ids"], batch["attention_mask"], prompt.yes_id, prompt.no_id
+        )
     assert fast.shape == (4,)
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
     # Random weights still give distinct scores: the comparison is not trivially 0 == 0.
@@ -38,7 +42,9 @@ def test_two_row_head_gradients_match_full_logits(tiny_model, qwen3_tokenizer):
     grads = []
     for fn in (yes_no_scores, full_logits_scores):
         tiny_model.zero_grad()
-        fn(tiny_model, batch["input_ids"], batch["attention_mask"], prompt.yes_id, prompt.no_id).sum().backward()
+        fn(
+            tiny_model, batch["input_ids"], batch["attention_mask"], prompt.yes_id, prompt.no_id
+        ).sum().backward()
         grads.append({n: p.grad.clone() for n, p in tiny_model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys()
     for name in grads[0]:

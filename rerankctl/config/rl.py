@@ -1,0 +1,159 @@
+"""Configuration of `rerankctl train rl` (defaults < preset < flags).
+
+Field names shared with :class:`rerankctl.config.sft.SFTConfig` (optimisation, bookkeeping, group
+sampling) mean the same thing, so the SFT runner's helpers (``training_arguments``,
+``build_datasets``, ``resolve_resume``) serve both commands.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from rerankctl.config.base import StrictConfig
+from rerankctl.config.sft import BUILTIN_SYNTH_DATA, LoRAConfig
+
+LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "dpo")
+REWARD_TYPES = ("rank_based", "ndcg_based", "recall_based")
+
+
+class RLConfig(StrictConfig):
+    """Everything `train rl` needs. Every field is a flag (`--kl-coef`) and a preset key (`kl_coef`)."""
+
+    # What to train
+    sft_model: str | None = Field(
+        None, description="The SFT result to start from: a full model dir or a LoRA adapter dir (final/)."
+    )
+    base_model: str | None = Field(
+        None, description="Base model of an SFT adapter (default: the adapter's base_model_name_or_path)."
+    )
+    data: str | None = Field(
+        None,
+        description=f"Training data (JSONL/Parquet/CSV or hub name). `{BUILTIN_SYNTH_DATA}` = built-in synth set.",
+    )
+    eval_data: str | None = Field(
+        None, description="Held-out data for NDCG@10/MRR/MAP during training (all documents of each query)."
+    )
+    streaming: bool = Field(
+        False, description="Stream the JSONL training data (constant memory; needs max_steps)."
+    )
+    output: str | None = Field(
+        None, description="Output directory (default: $RERANKCTL_HOME/runs/<run name>)."
+    )
+    run_name: str | None = Field(None, description="Name of the run in the run store (default: generated).")
+    tags: list[str] = Field(default_factory=list, description="Tags stored with the run.")
+    instruction: str | None = Field(
+        None, description="Instruction for records without one (default: web search)."
+    )
+
+    # Groups
+    max_length: int = Field(
+        512, ge=64, description="Prompt length limit in tokens; the document is cut first."
+    )
+    n_docs: int = Field(0, ge=0, description="Documents per query group (0 = all, capped by max_docs).")
+    n_pos: int = Field(0, ge=0, description="Positives per group (0 = keep the data's ratio).")
+    max_docs: int = Field(32, ge=2, description="Cap on documents per group when n_docs is 0.")
+    sampling: Literal["hard", "random", "mixed"] = Field(
+        "random",
+        description="How negatives are drawn when a group is sub-sampled: hardest, random, or half each.",
+    )
+    filter_overlength: bool = Field(
+        False, description="Drop documents longer than max_length instead of truncating."
+    )
+
+    # The RL objective
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "dpo"] = Field(
+        "dapo", description="Policy loss: grpo, dapo, dr_grpo (Plackett-Luce rollouts) or dpo (label pairs)."
+    )
+    reward_type: Literal["rank_based", "ndcg_based", "recall_based"] = Field(
+        "ndcg_based", description="Reward of a sampled ranking: AUC (rank_based), NDCG, or recall@R."
+    )
+    num_samples: int = Field(
+        16, ge=2, description="Rankings sampled per query (the GRPO group); costs no extra forward pass."
+    )
+    temperature: float = Field(
+        1.0, gt=0, description="Policy temperature tau: rankings ~ Plackett-Luce(s / tau)."
+    )
+    kl_coef: float = Field(
+        0.0, ge=0, description="Weight of the k3 KL penalty to the reference (the SFT model)."
+    )
+    kl_kind: Literal["k3", "k1", "k2"] = Field("k3", description="KL estimator per ranking position.")
+    clip_eps: float = Field(0.2, gt=0, description="PPO clip range (grpo, dr_grpo; DAPO's lower bound).")
+    clip_eps_high: float = Field(0.28, gt=0, description="DAPO upper clip bound (clip-higher).")
+    dapo_dynamic_sampling: bool = Field(
+        True, description="DAPO: drop query groups whose sampled rankings all earn the same reward."
+    )
+    dpo_beta: float = Field(0.1, gt=0, description="DPO beta (strength of the implicit KL to the reference).")
+    dpo_loss_type: Literal["sigmoid", "ipo"] = Field("sigmoid", description="DPO variant.")
+    dpo_max_pairs: int | None = Field(
+        None, ge=1, description="Sample at most this many (positive, negative) pairs per group (DPO)."
+    )
+
+    # Memory
+    chunk_size: int = Field(
+        0, ge=0, description="Documents per forward pass with autograd (0 = all at once). Exact."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in backward to save memory."
+    )
+    lora: LoRAConfig = Field(
+        default_factory=LoRAConfig, description="The fresh RL LoRA adapter (must be enabled)."
+    )
+
+    # Optimisation
+    learning_rate: float = Field(1e-5, gt=0, description="Peak learning rate.")
+    epochs: float = Field(
+        1.0, gt=0, description="Passes over the training data (ignored when max_steps > 0)."
+    )
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1 = use epochs).")
+    batch_size: int = Field(4, ge=1, description="Query groups per device per step.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    lr_scheduler: str = Field("constant_with_warmup", description="Hugging Face scheduler name.")
+    warmup_ratio: float = Field(0.05, ge=0, le=1, description="Fraction of steps spent warming up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 = off).")
+    optim: str = Field(
+        "adamw_torch", description="Hugging Face optimizer name (adamw_torch, adamw_bnb_8bit, ...)."
+    )
+    bf16: bool = Field(False, description="bf16 mixed precision (GPU).")
+    fp16: bool = Field(False, description="fp16 mixed precision (GPU).")
+    seed: int = Field(42, description="Seed for sampling (data and rollouts), initialisation and dropout.")
+
+    # Bookkeeping
+    logging_steps: int = Field(10, ge=1, description="Log metrics every N steps.")
+    eval_steps: int = Field(0, ge=0, description="Evaluate every N steps (0 = at the end of each epoch).")
+    save_steps: int = Field(0, ge=0, description="Checkpoint every N steps (0 = at the end of each epoch).")
+    save_total_limit: int | None = Field(
+        3, ge=1, description="Keep at most this many checkpoints (the best is kept)."
+    )
+    eval_max_queries: int | None = Field(
+        None, ge=1, description="Evaluate on at most this many held-out queries."
+    )
+    eval_batch_size: int = Field(32, ge=1, description="Documents per forward pass during evaluation.")
+    report_to: list[str] = Field(
+        default_factory=list, description="Extra trackers: wandb, tensorboard, mlflow, swanlab."
+    )
+    resume: str | None = Field(
+        None, description="Checkpoint to resume from, or 'latest' for the newest in output."
+    )
+    dataloader_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    attn_implementation: str | None = Field(None, description="sdpa, eager or flash_attention_2.")
+
+    # Built-in data sizes (only used with builtin:synth-rerank)
+    synth_train_queries: int = Field(2000, ge=1, description="Queries in the built-in training set.")
+    synth_eval_queries: int = Field(200, ge=1, description="Queries in the built-in held-out set.")
+
+    @model_validator(mode="after")
+    def _check(self) -> RLConfig:
+        if self.bf16 and self.fp16:
+            raise ValueError("bf16 and fp16 are mutually exclusive")
+        if self.n_docs and self.n_pos > self.n_docs:
+            raise ValueError(f"n_pos ({self.n_pos}) is larger than n_docs ({self.n_docs})")
+        if self.n_docs == 1:
+            raise ValueError("n_docs 1 cannot be ranked: use 0 (all documents) or at least 2")
+        if not self.lora.enabled:
+            raise ValueError(
+                "RL trains a LoRA adapter: the reference policy is the model with the adapter disabled"
+            )
+        return self

@@ -1,0 +1,230 @@
+"""`rerankctl train sft` end to end on the tiny model: run store, artifacts, resume, failure states."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+
+def _main(argv, capsys):
+    from rerankctl.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code or 0, out.out, out.err
+
+
+@pytest.fixture
+def small_preset(tmp_path, tiny_qwen3_path):
+    """The tiny preset, shrunk so a run takes seconds: 40 train / 12 eval queries."""
+    path = tmp_path / "small.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            model = "{tiny_qwen3_path}"
+            data = "builtin:synth-rerank"
+            max_length = 128
+            n_docs = 4
+            n_pos = 1
+            learning_rate = 2e-3
+            batch_size = 4
+            logging_steps = 2
+            eval_steps = 5
+            save_steps = 5
+            synth_train_queries = 40
+            synth_eval_queries = 12
+            [lora]
+            enabled = false
+            [preset]
+            command = "train sft"
+            description = "test"
+            """
+        )
+    )
+    return path
+
+
+def _store():
+    from rerankctl.store import RunStore
+
+    return RunStore.open()
+
+
+def test_train_sft_writes_run_store_and_final_model(small_preset, tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    code, out, err = _main(
+        [
+            "train",
+            "sft",
+            "--preset",
+            str(small_preset),
+            "--max-steps",
+            "10",
+            "-o",
+            str(out_dir),
+            "--run-name",
+            "t1",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "ndcg@10" in out and "model saved to" in out
+    store = _store()
+    run = store.get_run("t1")
+    assert run.status == "completed" and run.kind == "sft"
+    assert run.config["n_docs"] == 4 and run.output_dir == str(out_dir)
+    keys = set(store.metric_keys(run.id))
+    assert {
+        "loss",
+        "learning_rate",
+        "grad_norm",
+        "tokens_per_sec",
+        "docs_per_sec",
+        "eval_ndcg@10",
+        "eval_mrr",
+        "eval_map",
+    } <= keys
+    series = store.metric_series(run.id, "eval_ndcg@10")
+    assert (
+        series[0][0] == 0 and [step for step, _ in series][-1] == 10
+    )  # baseline at step 0, then evaluations
+    kinds = {a.kind for a in store.artifacts(run.id)}
+    assert {"checkpoint", "best", "final"} <= kinds
+    assert (out_dir / "final" / "config.json").is_file()
+    assert (out_dir / "checkpoint-10").is_dir()
+    summary = run.summary
+    assert summary["global_step"] == 10 and "final_ndcg@10" in summary and "baseline_ndcg@10" in summary
+
+    # The trained model loads through the ordinary reranker path and ranks.
+    from rerankctl.models.reranker import Qwen3Reranker
+
+    ranking, scores = Qwen3Reranker(str(out_dir / "final"), device="cpu", max_length=128).rerank(
+        "red chair", ["a", "b"]
+    )
+    assert sorted(ranking) == [0, 1] and len(scores) == 2
+
+
+def test_resume_continues_from_the_checkpoint(small_preset, tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    base = ["train", "sft", "--preset", str(small_preset), "-o", str(out_dir)]
+    assert _main([*base, "--max-steps", "5", "--run-name", "a"], capsys)[0] == 0
+    code, _, err = _main([*base, "--max-steps", "10", "--resume", "latest", "--run-name", "b"], capsys)
+    assert code == 0, err
+    store = _store()
+    resumed = store.get_run("b")
+    steps = [step for step, _ in store.metric_series(resumed.id, "loss")]
+    assert steps and min(steps) > 5  # no step before the checkpoint was trained again
+    state = json.loads((out_dir / "checkpoint-10" / "trainer_state.json").read_text())
+    assert state["global_step"] == 10
+
+
+def test_lora_run_saves_an_adapter(small_preset, tmp_path, capsys):
+    out_dir = tmp_path / "lora"
+    code, _, err = _main(
+        [
+            "train",
+            "sft",
+            "--preset",
+            str(small_preset),
+            "--lora",
+            "--lora-r",
+            "4",
+            "--max-steps",
+            "2",
+            "--chunk-size",
+            "3",
+            "--loss-type",
+            "lambdaloss",
+            "-o",
+            str(out_dir),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    adapter = json.loads((out_dir / "final" / "adapter_config.json").read_text())
+    assert adapter["r"] == 4
+
+
+def test_a_failing_run_is_marked_failed_with_the_error(small_preset, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "pos": ["a"], "neg": ["b"]}\n{"query": 3}\n')
+    code, _, err = _main(
+        [
+            "train",
+            "sft",
+            "--preset",
+            str(small_preset),
+            "--data",
+            str(bad),
+            "--max-steps",
+            "2",
+            "-o",
+            str(tmp_path / "r"),
+        ],
+        capsys,
+    )
+    assert code == 2
+    assert str(bad) in err and err.count("\n") == 1
+
+
+def test_ctrl_c_marks_the_run_killed(small_preset, tmp_path, monkeypatch, capsys):
+    from rerankctl.train import sft
+
+    def interrupt(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sft.ContrastiveSFTTrainer, "training_step", interrupt)
+    code, _, _ = _main(
+        [
+            "train",
+            "sft",
+            "--preset",
+            str(small_preset),
+            "--max-steps",
+            "3",
+            "-o",
+            str(tmp_path / "r"),
+            "--run-name",
+            "k",
+        ],
+        capsys,
+    )
+    assert code == 130
+    run = _store().get_run("k")
+    assert run.status == "killed" and "Ctrl-C" in (run.error or "")
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_over_gloo(small_preset, tmp_path, rerankctl_home):
+    """`--gpus cpu:2` re-runs the command under torch.distributed.run; only rank 0 writes the store."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "rerankctl",
+        "train",
+        "sft",
+        "--preset",
+        str(small_preset),
+        "--max-steps",
+        "3",
+        "--gpus",
+        "cpu:2",
+        "-o",
+        str(tmp_path / "ddp"),
+        "--run-name",
+        "ddp",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("model saved to") == 1  # one summary, from rank 0
+    runs = _store().list_runs()
+    assert [r.name for r in runs] == ["ddp"] and runs[0].status == "completed"
+    assert (tmp_path / "ddp" / "final" / "config.json").is_file()
