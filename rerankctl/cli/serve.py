@@ -68,6 +68,7 @@ def serve(
     max_doc_chars: Annotated[
         int, typer.Option(help="Characters per document at most (more: 413).")
     ] = 100_000,
+    max_query_chars: Annotated[int, typer.Option(help="Characters per query at most (more: 413).")] = 20_000,
     max_queue_docs: Annotated[
         int, typer.Option(help="Documents queued at once before answering 503.")
     ] = 20_000,
@@ -106,6 +107,7 @@ def serve(
         ("--max-gather-tokens", max_gather_tokens),
         ("--max-docs", max_docs),
         ("--max-doc-chars", max_doc_chars),
+        ("--max-query-chars", max_query_chars),
         ("--max-length", max_length),
     ):
         if value < 1:
@@ -134,6 +136,7 @@ def serve(
         instruction=instruction,
         max_docs=max_docs,
         max_doc_chars=max_doc_chars,
+        max_query_chars=max_query_chars,
         max_batch_tokens=max_batch_tokens,
         max_batch_size=max_batch_size,
         max_gather_tokens=max_gather_tokens,
