@@ -48,4 +48,6 @@ def tiny_qwen3_path(shared_cache: Path, qwen3_tokenizer_path: Path) -> Path:
     """A tiny random Qwen3 causal LM (hidden 64, 2 layers) with the Qwen3 tokenizer, on disk."""
     from rerankctl.models.tiny import build_tiny_qwen3
 
-    return build_tiny_qwen3(shared_cache / "tiny-qwen3", seed=0, tokenizer_cache=str(shared_cache / "tokenizers"))
+    return build_tiny_qwen3(
+        shared_cache / "tiny-qwen3", seed=0, tokenizer_cache=str(shared_cache / "tokenizers")
+    )

@@ -93,12 +93,17 @@ class PromptTokenizer:
 
     def _heads(self, keys: list[tuple[str | None, str]]) -> dict[tuple[str | None, str], list[int]]:
         """prefix + "<Instruct>: ..\n<Query>: ..\n<Document>:" ids per (instruction, query)."""
-        texts = [f"{_INSTRUCT}{instr or DEFAULT_INSTRUCTION}{_QUERY}{query}{_DOCUMENT.rstrip(' ')}" for instr, query in keys]
+        texts = [
+            f"{_INSTRUCT}{instr or DEFAULT_INSTRUCTION}{_QUERY}{query}{_DOCUMENT.rstrip(' ')}"
+            for instr, query in keys
+        ]
         return {key: self.prefix_ids + ids for key, ids in zip(keys, self._batch(texts))}
 
     def _truncated_head(self, instruction: str | None, query: str, budget: int) -> list[int]:
         """A head whose query is cut so that the head fits ``budget`` tokens."""
-        lead = self.prefix_ids + self._enc(f"{_INSTRUCT}{instruction or DEFAULT_INSTRUCTION}{_QUERY.rstrip(' ')}")
+        lead = self.prefix_ids + self._enc(
+            f"{_INSTRUCT}{instruction or DEFAULT_INSTRUCTION}{_QUERY.rstrip(' ')}"
+        )
         keep = max(0, budget - len(lead) - len(self.doc_marker_ids))
         return lead + self._enc(" " + query)[:keep] + self.doc_marker_ids
 

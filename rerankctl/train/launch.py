@@ -1,7 +1,7 @@
 """Multi-process training: re-run the same command under ``torch.distributed.run``.
 
 ``--gpus 0,1,2,3`` sets ``CUDA_VISIBLE_DEVICES`` and starts one process per GPU;
-``--gpus auto`` picks free GPUs through NVML; ``--gpus cpu:N`` starts N CPU
+``--gpus auto`` takes every idle GPU and ``auto:N`` the N freest (through NVML); ``--gpus cpu:N`` starts N CPU
 processes that talk over gloo (useful to test the distributed path without a
 GPU). Each process runs the ordinary command; the Hugging Face Trainer sees the
 ``RANK``/``WORLD_SIZE`` environment and wraps the model in DDP, and only rank 0
@@ -44,18 +44,32 @@ def parse_gpus(spec: str) -> tuple[list[str] | None, int]:
         if n < 1:
             raise UsageError(f"--gpus {spec}: expected cpu:N with N >= 1")
         return None, n
-    if spec == "auto":
-        from rerankctl.gpu.pick import pick_gpus
-
-        devices = [str(i) for i in pick_gpus(0)]
-        if not devices:
-            raise UsageError(
-                "--gpus auto: no usable GPU found", hint="run `rerankctl gpu` to see what NVML reports"
-            )
-        return devices, len(devices)
+    if spec == "auto" or spec.startswith("auto:"):
+        return _auto(spec)
     devices = [d.strip() for d in spec.split(",") if d.strip()]
     if not devices or not all(d.isdigit() for d in devices):
         raise UsageError(f"--gpus {spec}: expected a list like 0,1,2,3, 'auto' or cpu:N")
+    return devices, len(devices)
+
+
+def _auto(spec: str) -> tuple[list[str], int]:
+    """``auto``: every idle GPU (under 10 % of its memory in use); ``auto:N``: the N freest."""
+    from rerankctl.gpu import pick_gpus, snapshot_all
+
+    if ":" in spec:
+        try:
+            n = int(spec.split(":", 1)[1])
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise UsageError(f"--gpus {spec}: expected auto:N with N >= 1")
+    else:
+        idle = [g for g in snapshot_all(with_processes=False)
+                if g.mem_total and g.mem_used is not None and g.mem_used < 0.1 * g.mem_total]
+        n = len(idle)
+        if n == 0:
+            raise UsageError("--gpus auto: no idle GPU found", hint="run `rerankctl gpu` to see what NVML reports")
+    devices = [str(i) for i in pick_gpus(n)]
     return devices, len(devices)
 
 

@@ -1,0 +1,36 @@
+"""`--gpus` parsing for multi-process training."""
+
+from __future__ import annotations
+
+import pytest
+
+from rerankctl.errors import UsageError
+from rerankctl.train.launch import _strip_gpus, parse_gpus
+
+
+def test_explicit_lists_and_cpu_processes():
+    assert parse_gpus("0,2") == (["0", "2"], 2)
+    assert parse_gpus("cpu:3") == (None, 3)
+
+
+@pytest.mark.parametrize("bad", ["cpu:0", "cpu:x", "0,a", ",", "auto:0"])
+def test_bad_specs_are_usage_errors(bad):
+    with pytest.raises(UsageError):
+        parse_gpus(bad)
+
+
+def test_auto_uses_the_gpu_layer(monkeypatch):
+    monkeypatch.setenv("RERANKCTL_FAKE_GPUS", "4")
+    devices, n = parse_gpus("auto:2")
+    assert n == 2 and len(set(devices)) == 2
+
+
+def test_auto_without_a_driver_says_so(monkeypatch):
+    monkeypatch.setenv("RERANKCTL_FAKE_GPUS", "nodriver")
+    with pytest.raises(Exception, match="GPU"):
+        parse_gpus("auto")
+
+
+def test_the_relaunched_command_drops_only_the_gpus_flag():
+    argv = ["train", "sft", "--gpus", "cpu:2", "--preset", "tiny", "--gpus=0,1", "--n-docs", "4"]
+    assert _strip_gpus(argv) == ["train", "sft", "--preset", "tiny", "--n-docs", "4"]
