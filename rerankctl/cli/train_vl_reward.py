@@ -169,7 +169,7 @@ def train_vl_reward(
         Opt[str], typer.Option(help="JSONL file for the test scores.", rich_help_panel=_T)
     ] = None,
 ) -> None:
-    """Train a vision-language reward model (Qwen2-VL + MLP head, scores in [score-min, score-max]).
+    """Train a vision-language reward model (Qwen2-VL + MLP head, scores from --score-min to --score-max).
 
     [bold]--preset tiny_vl_reward[/] runs on a CPU with built-in synthetic images.
     """

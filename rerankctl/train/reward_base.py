@@ -54,7 +54,10 @@ def checkpointing_args(enabled: bool) -> dict[str, Any]:
 
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
     prefix = "activation" if "activation_checkpointing" in names else "gradient"
-    return {f"{prefix}_checkpointing": enabled, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False} if enabled else None}
+    return {
+        f"{prefix}_checkpointing": enabled,
+        f"{prefix}_checkpointing_kwargs": {"use_reentrant": False} if enabled else None,
+    }
 
 
 class PairwiseRewardTrainer(Trainer):
@@ -78,6 +81,10 @@ class PairwiseRewardTrainer(Trainer):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        from transformers.trainer_callback import PrinterCallback
+
+        # Progress and metrics go to the rich progress bar and the run store, not raw dicts on stdout.
+        self.remove_callback(PrinterCallback)
         # Our losses are means over pairs: let the Trainer divide by the accumulation steps.
         self.model_accepts_loss_kwargs = False
         self.metric_for_best = (

@@ -23,8 +23,15 @@ from rerankctl.train.vl_reward_config import BUILTIN_SYNTH_VL, BUILTIN_TINY_VL_M
 class VLRewardTrainer(PairwiseRewardTrainer):
     """Pairwise VL reward trainer; logs ``log_samples`` scored validation pairs after each evaluation."""
 
-    def __init__(self, *args: Any, loss: str = "bradley_terry", margin: float = 1.0, log_samples: int = 0,
-                 writer: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        loss: str = "bradley_terry",
+        margin: float = 1.0,
+        log_samples: int = 0,
+        writer: Any = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.loss_name, self.margin, self.log_samples, self.writer = loss, margin, log_samples, writer
         self._samples: list[tuple[int, float, float]] = []
@@ -107,14 +114,19 @@ def load_vl_splits(cfg: VLRewardConfig, data_dir: Path) -> tuple[list, list, int
     source = _materialise(cfg.train_data, data_dir, cfg.synth_size, cfg.seed)
     train, skipped = load_vl_items(source, cfg.skip_invalid)
     if cfg.val_data:
-        val, more = load_vl_items(_materialise(cfg.val_data, data_dir, max(4, cfg.synth_size // 4), cfg.seed + 1),
-                                  cfg.skip_invalid)
+        val, more = load_vl_items(
+            _materialise(cfg.val_data, data_dir, max(4, cfg.synth_size // 4), cfg.seed + 1), cfg.skip_invalid
+        )
         return train, val, skipped + more
     order = list(range(len(train)))
     random.Random(cfg.seed).shuffle(order)
     n_val = max(1, len(train) // 5)
     held = set(order[:n_val])
-    return [t for i, t in enumerate(train) if i not in held], [t for i, t in enumerate(train) if i in held], skipped
+    return (
+        [t for i, t in enumerate(train) if i not in held],
+        [t for i, t in enumerate(train) if i in held],
+        skipped,
+    )
 
 
 def _materialise(source: str, data_dir: Path, n: int, seed: int) -> str:
@@ -154,15 +166,20 @@ def resolve_vl_resume(cfg: VLRewardConfig) -> Path | None:
     if cfg.resume != "latest":
         path = Path(cfg.resume)
         if not (path / "model.safetensors").is_file():
-            raise UsageError(f"--resume {path}: not a checkpoint folder", hint="pass a checkpoint_step_N folder or 'latest'")
+            raise UsageError(
+                f"--resume {path}: not a checkpoint folder",
+                hint="pass a checkpoint_step_N folder or 'latest'",
+            )
         return path
     parent = Path(cfg.output_dir) if cfg.output_dir else paths.runs_dir()
     for run in sorted(parent.glob(f"{cfg.experiment_name}_*"), reverse=True):
         found = latest_checkpoint(run)
         if found is not None:
             return found
-    raise UsageError(f"--resume latest: no checkpoint of experiment {cfg.experiment_name!r} in {parent}",
-                     hint="start without --resume")
+    raise UsageError(
+        f"--resume latest: no checkpoint of experiment {cfg.experiment_name!r} in {parent}",
+        hint="start without --resume",
+    )
 
 
 def vl_training_arguments(cfg: VLRewardConfig, run_dir: Path, has_eval: bool) -> Any:
@@ -197,8 +214,9 @@ def vl_training_arguments(cfg: VLRewardConfig, run_dir: Path, has_eval: bool) ->
     )
 
 
-def run_vl_reward(cfg: VLRewardConfig, console: Any = None, callbacks: list | None = None,
-                  store_path: str | None = None) -> VLRewardResult:
+def run_vl_reward(
+    cfg: VLRewardConfig, console: Any = None, callbacks: list | None = None, store_path: str | None = None
+) -> VLRewardResult:
     """Train (or resume) a VL reward model; score ``test_data`` at the end when given."""
     from transformers import set_seed
 
@@ -208,6 +226,8 @@ def run_vl_reward(cfg: VLRewardConfig, console: Any = None, callbacks: list | No
     from rerankctl.train.reward_store import RewardStoreCallback, open_run, progress_callback
 
     if cfg.test_only:
+        from rerankctl.train.vl_reward_scoring import run_vl_test
+
         return run_vl_test(cfg, store_path=store_path)
     set_seed(cfg.seed)
     resume = resolve_vl_resume(cfg)
@@ -223,17 +243,37 @@ def run_vl_reward(cfg: VLRewardConfig, console: Any = None, callbacks: list | No
     encoder = VLEncoder(model.tokenizer, cfg.min_pixels, cfg.max_pixels, cfg.max_length)
     train_items, val_items, skipped = load_vl_splits(cfg, run_dir)
     train_ds, val_ds = VLPairDataset(train_items), VLPairDataset(val_items)
-    store, writer = open_run("vl-reward", cfg.to_dict(), cfg.run_name or run_dir.name, run_dir, cfg.tags, store_path)
+    store, writer = open_run(
+        "vl-reward", cfg.to_dict(), cfg.run_name or run_dir.name, run_dir, cfg.tags, store_path
+    )
     try:
         if writer is not None:
-            how = f"; resumed from {resume}" + (" (weights only)" if cfg.load_weights_only else "") if resume else ""
-            writer.log_event(f"model {model_path}; {len(train_ds)} train, {len(val_ds)} val pairs; {skipped} skipped{how}")
-        cbs = list(callbacks) if callbacks is not None else [RewardStoreCallback(writer), *progress_callback(console, run_dir.name)]
+            how = (
+                f"; resumed from {resume}" + (" (weights only)" if cfg.load_weights_only else "")
+                if resume
+                else ""
+            )
+            writer.log_event(
+                f"model {model_path}; {len(train_ds)} train, {len(val_ds)} val pairs; {skipped} skipped{how}"
+            )
+        cbs = (
+            list(callbacks)
+            if callbacks is not None
+            else [RewardStoreCallback(writer), *progress_callback(console, run_dir.name)]
+        )
         trainer = VLRewardTrainer(
-            model=model, args=vl_training_arguments(cfg, run_dir, True), train_dataset=train_ds, eval_dataset=val_ds,
-            data_collator=VLPairCollator(encoder), callbacks=cbs, compute_metrics=_metrics,
-            early_stopping_patience=cfg.early_stopping_patience, loss=cfg.loss, margin=cfg.margin,
-            log_samples=cfg.log_samples, writer=writer,
+            model=model,
+            args=vl_training_arguments(cfg, run_dir, True),
+            train_dataset=train_ds,
+            eval_dataset=val_ds,
+            data_collator=VLPairCollator(encoder),
+            callbacks=cbs,
+            compute_metrics=_metrics,
+            early_stopping_patience=cfg.early_stopping_patience,
+            loss=cfg.loss,
+            margin=cfg.margin,
+            log_samples=cfg.log_samples,
+            writer=writer,
         )
         baseline = _strip(trainer.evaluate()) if not full_resume else {}
         trainer.train(resume_from_checkpoint=str(resume) if full_resume else None)
@@ -242,87 +282,37 @@ def run_vl_reward(cfg: VLRewardConfig, console: Any = None, callbacks: list | No
         final = _strip(trainer.evaluate())
         test_output = None
         if cfg.test_data:
-            test_output = score_vl_file(model, encoder, cfg.test_data, Path(cfg.test_output or run_dir / "test_scores.jsonl"),
-                                        cfg.eval_batch, cfg.skip_invalid)[0]
+            from rerankctl.train.vl_reward_scoring import score_vl_file
+
+            test_output = score_vl_file(
+                model,
+                encoder,
+                cfg.test_data,
+                Path(cfg.test_output or run_dir / "test_scores.jsonl"),
+                cfg.eval_batch,
+                cfg.skip_invalid,
+            )[0]
         if writer is not None:
             writer.log_artifact("final", str(final_dir), step=trainer.state.global_step)
             if test_output is not None:
                 writer.log_artifact("report", str(test_output), step=trainer.state.global_step)
-            writer.set_summary({"global_step": trainer.state.global_step, **{f"final_{k}": v for k, v in final.items()}})
+            writer.set_summary(
+                {"global_step": trainer.state.global_step, **{f"final_{k}": v for k, v in final.items()}}
+            )
             writer.finish("completed")
-        return VLRewardResult(writer.id if writer else None, run_dir, final_dir, baseline, final,
-                              trainer.state.global_step, test_output)
+        return VLRewardResult(
+            writer.id if writer else None,
+            run_dir,
+            final_dir,
+            baseline,
+            final,
+            trainer.state.global_step,
+            test_output,
+        )
     except KeyboardInterrupt:
         if writer is not None:
             writer.finish("killed", error="interrupted by the user (Ctrl-C)")
         raise
-    except BaseException as exc:
-        if writer is not None:
-            writer.finish("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        if store is not None:
-            store.close()
-
-
-def score_vl_file(model: Any, encoder: Any, data: str, output: Path, batch_size: int = 4,
-                  skip_invalid: bool = False) -> tuple[Path, dict[str, float]]:
-    """Score both responses of every record; write one JSON line per record (atomically)."""
-    from rerankctl.data.io import write_jsonl
-    from rerankctl.data.vl_dataset import load_vl_items, open_image
-    from rerankctl.train.reward_eval import reward_metrics
-
-    items, _ = load_vl_items(data, skip_invalid)
-    device = next(model.parameters()).device
-    model.eval()
-    rows, chosen, rejected = [], [], []
-    with torch.no_grad():
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            images = [open_image(i) for i in chunk]
-            queries = [i.record.query for i in chunk]
-            batch = encoder.encode(images + images, queries + queries,
-                                   [i.record.responses[0] for i in chunk] + [i.record.responses[1] for i in chunk])
-            scores = model(**{k: v.to(device) for k, v in batch.items()})["scores"].float().cpu().tolist()
-            n = len(chunk)
-            for j, item in enumerate(chunk):
-                pair = [scores[j], scores[n + j]]
-                predicted = [0, 1] if pair[0] >= pair[1] else [1, 0]
-                rows.append({"id": item.record.id, "scores": pair, "predicted_ranking": predicted,
-                             "human_ranking": item.record.human_ranking,
-                             "correct": predicted == item.record.human_ranking})
-                chosen.append(pair[item.record.chosen_index])
-                rejected.append(pair[1 - item.record.chosen_index])
-    write_jsonl(output, rows)
-    return output, reward_metrics(chosen, rejected)
-
-
-def run_vl_test(cfg: VLRewardConfig, store_path: str | None = None) -> VLRewardResult:
-    """``--test-only``: score ``test_data`` with ``model_path`` and write the JSONL (+ metrics JSON)."""
-    from rerankctl.data.vl_dataset import VLEncoder
-    from rerankctl.errors import UsageError
-    from rerankctl.models.loading import pick_device
-    from rerankctl.models.vl_reward import VLRewardModel
-    from rerankctl.train.reward_eval import write_reports
-    from rerankctl.train.reward_store import open_run
-
-    if not cfg.model_path or not cfg.test_data:
-        raise UsageError("--test-only needs --model-path and --test-data", hint="point --model-path at final_model/")
-    model = VLRewardModel.from_pretrained(cfg.model_path, device=pick_device())
-    head = model.vl_config
-    encoder = VLEncoder(model.tokenizer, head.min_pixels, head.max_pixels, cfg.max_length)
-    run_dir = new_run_dir(cfg.model_copy(update={"experiment_name": f"{cfg.experiment_name}-test"}))
-    output = Path(cfg.test_output or run_dir / "test_scores.jsonl")
-    store, writer = open_run("vl-reward-test", cfg.to_dict(), cfg.run_name or run_dir.name, run_dir, cfg.tags, store_path)
-    try:
-        output, metrics = score_vl_file(model, encoder, cfg.test_data, output, cfg.eval_batch, cfg.skip_invalid)
-        write_reports(output.parent, metrics, stem=output.stem + "_metrics", extra={"model": cfg.model_path})
-        if writer is not None:
-            for key, value in metrics.items():
-                writer.log_eval(Path(cfg.test_data).name, key, value, model=cfg.model_path)
-            writer.log_artifact("report", str(output))
-            writer.finish("completed")
-        return VLRewardResult(writer.id if writer else None, run_dir, None, {}, metrics, 0, output)
     except BaseException as exc:
         if writer is not None:
             writer.finish("failed", error=f"{type(exc).__name__}: {exc}")
@@ -343,4 +333,3 @@ def summary_lines(result: VLRewardResult) -> list[str]:
     if result.test_output is not None:
         lines.append(f"test scores: {result.test_output}")
     return lines
-

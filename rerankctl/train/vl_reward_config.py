@@ -25,13 +25,17 @@ class VLRewardConfig(StrictConfig):
     min_pixels: int = Field(56 * 56, ge=28 * 28, description="Images smaller than this are upscaled.")
     max_pixels: int = Field(28 * 28 * 1280, ge=28 * 28, description="Images larger than this are downscaled.")
     max_length: int = Field(2048, ge=32, description="Token limit of image + query + response.")
-    flash_attention: bool = Field(True, description="Use flash_attention_2 when flash-attn and a GPU are present.")
+    flash_attention: bool = Field(
+        True, description="Use flash_attention_2 when flash-attn and a GPU are present."
+    )
     freeze_vision: bool = Field(False, description="Freeze the vision tower.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
     bf16: bool = Field(False, description="bf16 mixed precision.")
 
     # Data
-    train_data: str | None = Field(None, description=f"VL preference JSONL; `{BUILTIN_SYNTH_VL}` = synthetic shapes.")
+    train_data: str | None = Field(
+        None, description=f"VL preference JSONL; `{BUILTIN_SYNTH_VL}` = synthetic shapes."
+    )
     val_data: str | None = Field(None, description="Validation JSONL (default: 20% of the training records).")
     test_data: str | None = Field(None, description="Test JSONL scored after training or with --test-only.")
     synth_size: int = Field(200, ge=4, description="Records generated for the built-in synth data.")
@@ -39,7 +43,8 @@ class VLRewardConfig(StrictConfig):
 
     # Loss
     loss: Literal["bradley_terry", "margin"] = Field(
-        "bradley_terry", description="bradley_terry: -log sigmoid(s_c - s_r); margin: max(0, margin - (s_c - s_r))."
+        "bradley_terry",
+        description="bradley_terry: -log sigmoid(s_c - s_r); margin: max(0, margin - (s_c - s_r)).",
     )
     margin: float = Field(1.0, ge=0.0, description="Margin of the margin loss (in score units).")
 
@@ -58,27 +63,47 @@ class VLRewardConfig(StrictConfig):
 
     # Evaluation, checkpoints, early stopping
     eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps (default: each epoch).")
-    save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps (default: with evaluation).")
-    save_total_limit: int = Field(3, ge=1, description="Keep this many checkpoint_step_N folders (older are removed).")
+    save_steps: int | None = Field(
+        None, ge=1, description="Checkpoint every N steps (default: with evaluation)."
+    )
+    save_total_limit: int = Field(
+        3, ge=1, description="Keep this many checkpoint_step_N folders (older are removed)."
+    )
     early_stopping_patience: int | None = Field(
         None, ge=1, description="Stop after N evaluations without a better validation accuracy."
     )
     logging_steps: int = Field(10, ge=1, description="Log the loss every N steps.")
-    log_samples: int = Field(0, ge=0, description="Log this many scored validation pairs as run events per evaluation.")
+    log_samples: int = Field(
+        0, ge=0, description="Log this many scored validation pairs as run events per evaluation."
+    )
     report_to: str = Field("none", description="Trainer integrations (none, tensorboard, wandb, ...).")
 
     # Runs and resume
-    output_dir: str | None = Field(None, description="Parent of run directories (default: $RERANKCTL_HOME/runs).")
-    experiment_name: str = Field("vl-reward", description="Run directories are named <experiment>_<timestamp>.")
-    run_name: str | None = Field(None, description="Run name in the store (default: the run directory's name).")
+    output_dir: str | None = Field(
+        None, description="Parent of run directories (default: $RERANKCTL_HOME/runs)."
+    )
+    experiment_name: str = Field(
+        "vl-reward", description="Run directories are named <experiment>_<timestamp>."
+    )
+    run_name: str | None = Field(
+        None, description="Run name in the store (default: the run directory's name)."
+    )
     tags: list[str] = Field(default_factory=list, description="Tags stored with the run.")
-    resume: str | None = Field(None, description="checkpoint_step_N folder, or 'latest' (newest run of the experiment).")
-    load_weights_only: bool = Field(False, description="With --resume: take the weights, start fresh optimizer/schedule.")
+    resume: str | None = Field(
+        None, description="checkpoint_step_N folder, or 'latest' (newest run of the experiment)."
+    )
+    load_weights_only: bool = Field(
+        False, description="With --resume: take the weights, start fresh optimizer/schedule."
+    )
 
     # Test only
-    test_only: bool = Field(False, description="Score --test-data with --model-path and write JSONL; no training.")
+    test_only: bool = Field(
+        False, description="Score --test-data with --model-path and write JSONL; no training."
+    )
     model_path: str | None = Field(None, description="Trained VL reward model for --test-only.")
-    test_output: str | None = Field(None, description="JSONL file for test scores (default: <run dir>/test_scores.jsonl).")
+    test_output: str | None = Field(
+        None, description="JSONL file for test scores (default: <run dir>/test_scores.jsonl)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> VLRewardConfig:
