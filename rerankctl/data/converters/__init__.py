@@ -1,0 +1,135 @@
+"""Converters from other tools' data shapes into rerankctl's formats.
+
+``CONVERTERS`` maps a source name (``rerankctl data convert --from NAME``) to its module;
+:func:`convert_file` runs one over a file, checks every output record against the
+target format, reports each bad line (file, line, field) and writes atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from rerankctl.data.converters import (
+    flagembedding,
+    helpsteer3,
+    hh_rlhf,
+    ms_swift,
+    msmarco,
+    rm_static,
+    sentence_transformers,
+    stack_exchange,
+    ultrafeedback,
+)
+from rerankctl.data.formats import PARSERS, RecordError
+from rerankctl.data.io import Row, atomic_writer, dumps, iter_rows
+from rerankctl.errors import DataError, UsageError
+
+_MODULES = (
+    flagembedding,
+    ms_swift,
+    sentence_transformers,
+    msmarco,
+    hh_rlhf,
+    stack_exchange,
+    rm_static,
+    helpsteer3,
+    ultrafeedback,
+)
+CONVERTERS: dict[str, ModuleType] = {m.NAME: m for m in _MODULES}
+ALIASES = {
+    "flag-embedding": "flagembedding",
+    "swift": "ms-swift",
+    "st": "sentence-transformers",
+    "ms-marco": "msmarco",
+    "msmarco-triples": "msmarco",
+    "hh": "hh-rlhf",
+    "anthropic-hh": "hh-rlhf",
+    "stack-exchange": "stack-exchange-paired",
+    "full-hh-rlhf": "rm-static",
+    "ultrafeedback-binarized": "ultrafeedback",
+}
+
+
+def get_converter(name: str) -> ModuleType:
+    key = name.lower().replace("_", "-")
+    key = ALIASES.get(key, key)
+    if key not in CONVERTERS:
+        raise UsageError(f"unknown source format {name!r}", hint=f"choose one of: {', '.join(CONVERTERS)}")
+    return CONVERTERS[key]
+
+
+@dataclass
+class ConvertReport:
+    """What :func:`convert_file` did: input rows, records written, rows dropped (ties), errors."""
+
+    source: str
+    kind: str
+    rows: int = 0
+    written: int = 0
+    dropped: int = 0
+    invalid: int = 0
+    errors: list[DataError] = field(default_factory=list)
+
+
+def convert_rows(
+    path: str, converter: ModuleType
+) -> Iterator[tuple[Row, list[dict[str, Any]], DataError | None]]:
+    """Each input row, its converted records and its error (None when it converted)."""
+    reader = getattr(converter, "iter_input", iter_rows)
+    check = PARSERS[converter.KIND]
+    for row in reader(path):
+        if row.error is not None:
+            yield row, [], DataError(row.error, path=path, line=row.line)
+            continue
+        try:
+            records = converter.convert(row.obj)
+            for record in records:
+                check(record)  # the output must be a valid record of the target kind
+        except RecordError as exc:
+            yield row, [], DataError(exc.message, exc.hint, path=path, line=row.line, field=exc.field)
+            continue
+        yield row, records, None
+
+
+def convert_file(
+    path: str | os.PathLike,
+    source: str,
+    output: str | os.PathLike,
+    skip_invalid: bool = False,
+    max_errors: int = 20,
+) -> ConvertReport:
+    """Convert ``path`` from ``source`` into ``output`` (JSONL, written atomically).
+
+    Raises:
+        DataError: the first bad row, unless ``skip_invalid`` (then bad rows are counted and
+            the first ``max_errors`` kept in the report). Nothing is written on error.
+    """
+    converter = get_converter(source)
+    path = str(path)
+    report = ConvertReport(source=converter.NAME, kind=converter.KIND)
+    with atomic_writer(output) as handle:
+        for _row, records, error in convert_rows(path, converter):
+            report.rows += 1
+            if error is not None:
+                if not skip_invalid:
+                    raise error
+                report.invalid += 1
+                if len(report.errors) < max_errors:
+                    report.errors.append(error)
+                continue
+            if not records:
+                report.dropped += 1
+            for record in records:
+                handle.write(dumps(record) + "\n")
+                report.written += 1
+        if report.written == 0:
+            raise DataError(
+                "no record could be converted",
+                hint=f"is this really {converter.NAME} data? expected {converter.SOURCE}",
+                path=path,
+            )
+    return report

@@ -1,0 +1,299 @@
+"""`RerankDataset`: a map-style dataset of query groups over memory-mapped Arrow.
+
+Files load through `datasets` (``load_dataset("json" | "parquet" | "csv", data_files=...)``,
+or a hub dataset name), are normalised once into the columns ``query, docs, labels,
+instruction, teacher_scores`` with ``Dataset.map`` (cached as Arrow and memory-mapped,
+so a large file costs little RAM), and every ``__getitem__`` samples a fresh group of
+``n_docs`` documents with a generator seeded by (seed, epoch, index).
+
+A bad record stops loading with a :class:`DataError` naming the file, the line and the
+field (the line comes from re-reading the file line by line, since Arrow has no line
+numbers); ``skip_invalid`` drops and counts bad records instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rerankctl import paths
+from rerankctl.data.formats import RecordError, RerankRecord, parse_rerank
+from rerankctl.data.io import file_format
+from rerankctl.data.sampling import build_group, rng_for
+from rerankctl.errors import DataError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+QUIET_BELOW = 100_000  # rows: smaller data sets normalise in well under a second
+_BUILDERS = {"jsonl": "json", "json": "json", "parquet": "parquet", "csv": "csv", "tsv": "csv"}
+
+
+def _features():
+    from datasets import Features, List, Value
+
+    return Features(
+        {
+            "query": Value("string"),
+            "docs": List(Value("string")),
+            "labels": List(Value("float64")),
+            "instruction": Value("string"),
+            "teacher_scores": List(Value("float64")),
+            "_error": Value("string"),
+        }
+    )
+
+
+def _decode_cells(row: dict[str, Any]) -> dict[str, Any]:
+    """CSV columns holding lists arrive as JSON text; Arrow fills absent keys with None."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, str) and value[:1] == "[" and key != "query":
+            with contextlib.suppress(json.JSONDecodeError):
+                value = json.loads(value)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _normalise(row: dict[str, Any]) -> dict[str, Any]:
+    try:
+        record = parse_rerank(_decode_cells(row))
+    except RecordError as exc:
+        error = json.dumps({"field": exc.field, "message": exc.message, "hint": exc.hint})
+        return {
+            "query": "",
+            "docs": [],
+            "labels": [],
+            "instruction": None,
+            "teacher_scores": None,
+            "_error": error,
+        }
+    return {**record.to_dict(), "_error": None}
+
+
+@contextlib.contextmanager
+def _quiet_progress(rows: int):
+    """No `datasets` progress bars for small data (they are noise in a training log)."""
+    from datasets.utils import logging as ds_logging
+
+    was_enabled = ds_logging.is_progress_bar_enabled()
+    if was_enabled and rows < QUIET_BELOW:
+        ds_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            ds_logging.enable_progress_bar()
+
+
+def load_raw(source: str | os.PathLike, split: str = "train", cache_dir: str | None = None):
+    """A `datasets.Dataset` from a local file (JSONL/JSON/Parquet/CSV/TSV) or a hub dataset name."""
+    from datasets import load_dataset
+
+    cache_dir = cache_dir or str(paths.cache_dir("datasets"))
+    path = Path(source)
+    try:
+        if path.exists():
+            builder = _BUILDERS[file_format(path)]
+            kwargs = {"delimiter": "\t"} if file_format(path) == "tsv" else {}
+            return load_dataset(builder, data_files=str(path), split="train", cache_dir=cache_dir, **kwargs)
+        if "/" in str(source) and not str(source).startswith((".", "/")):
+            return load_dataset(str(source), split=split, cache_dir=cache_dir)
+    except Exception as exc:  # noqa: BLE001 - datasets/pyarrow raise many types for bad input
+        if path.exists():
+            raise _first_line_error(str(path), exc) from None
+        raise NotFoundError(
+            f"cannot load dataset {source!r}: {type(exc).__name__}: {exc}",
+            hint="offline? download it first, or pass a local JSONL/Parquet/CSV file",
+        ) from None
+    raise NotFoundError(f"{source}: no such file", hint="pass a JSONL/Parquet/CSV file or a hub dataset name")
+
+
+def _first_line_error(path: str, exc: BaseException | None = None) -> DataError:
+    """The first bad line of a local file, found by reading it line by line."""
+    from rerankctl.data.validate import parse_rows
+
+    for _row, _record, error in parse_rows(path, "rerank"):
+        if error is not None:
+            return error
+    reason = f"{type(exc).__name__}: {exc}" if exc else "unreadable"
+    return DataError(f"cannot load: {reason}", hint="run `rerankctl data validate` on it", path=path)
+
+
+class RerankDataset:
+    """Query groups for reranker training; a ``torch.utils.data.Dataset`` by protocol.
+
+    Args:
+        source: a file path, a hub dataset name, a list of records (rerank dicts or
+            :class:`RerankRecord`), or a `datasets.Dataset` with rerank columns.
+        n_docs: documents per group (0 = all, capped by ``max_docs``).
+        n_pos: positives per group (0 = the record's own ratio).
+        max_docs: cap when ``n_docs`` is 0 (0 = no cap).
+        strategy: negative sampling, ``hard``/``random``/``mixed`` (see :mod:`.sampling`).
+        seed: sampling seed; :meth:`set_epoch` re-samples.
+        skip_invalid: drop bad records (counted in ``skipped``) instead of failing.
+        split: the split of a hub dataset.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        n_docs: int = 8,
+        n_pos: int = 1,
+        max_docs: int = 0,
+        strategy: str = "hard",
+        seed: int = 0,
+        skip_invalid: bool = False,
+        split: str = "train",
+        cache_dir: str | None = None,
+    ) -> None:
+        self.n_docs, self.n_pos, self.max_docs = n_docs, n_pos, max_docs
+        self.strategy, self.seed, self.epoch = strategy, seed, 0
+        self.source = str(source) if isinstance(source, (str, os.PathLike)) else "<records>"
+        self.skipped = 0
+        self.dropped_docs = 0
+        self.dropped_groups = 0
+        self.data = self._load(source, skip_invalid, split, cache_dir)
+        if len(self.data) == 0:
+            raise DataError(
+                "no valid records", hint="check it with `rerankctl data validate`", path=self.source
+            )
+
+    # ------------------------------------------------------------------------------------------ loading
+
+    def _load(self, source: Any, skip_invalid: bool, split: str, cache_dir: str | None):
+        from datasets import Dataset
+
+        if isinstance(source, Sequence) and not isinstance(source, str):
+            rows = [r.to_dict() if isinstance(r, RerankRecord) else r for r in source]
+            raw = Dataset.from_list(rows) if rows else Dataset.from_dict({"query": []})
+        elif isinstance(source, Dataset):
+            raw = source
+        else:
+            try:
+                raw = load_raw(source, split, cache_dir)
+            except DataError:
+                if not Path(str(source)).is_file():
+                    raise
+                # Unparseable lines, or valid rows whose types differ (a lone string here, a list
+                # there), break the columnar loader: read the file line by line instead. This
+                # raises the first bad line unless skip_invalid.
+                from rerankctl.data.validate import load_records
+
+                records, self.skipped = load_records(source, "rerank", skip_invalid=skip_invalid)
+                raw = Dataset.from_list([r.to_dict() for r in records])
+        with _quiet_progress(len(raw)):
+            data = raw.map(
+                _normalise, remove_columns=raw.column_names, features=_features(), desc="normalising"
+            )
+        bad = [i for i, error in enumerate(data["_error"]) if error is not None]
+        if bad:
+            if not skip_invalid:
+                raise self._error_for(bad[0], data[bad[0]]["_error"])
+            self.skipped += len(bad)
+            log.warning("%s: skipped %d invalid record(s)", self.source, len(bad))
+            drop = set(bad)
+            data = data.select([i for i in range(len(data)) if i not in drop])
+        return data.remove_columns("_error")
+
+    def _error_for(self, index: int, error: str) -> DataError:
+        if Path(self.source).is_file():
+            return _first_line_error(self.source)
+        first = json.loads(error)
+        return DataError(
+            first["message"], first["hint"], path=self.source, line=index + 1, field=first["field"]
+        )
+
+    def filter_overlength(self, tokenizer: Any, max_length: int) -> int:
+        """Drop documents whose prompt exceeds ``max_length`` (and groups left with no positive).
+
+        Returns how many documents were dropped (also kept in ``dropped_docs``; logged).
+        """
+        from rerankctl.data.prompt import PromptTokenizer
+
+        prompt = PromptTokenizer(tokenizer, max_length=max_length)
+
+        def keep_short(batch: dict[str, list]) -> dict[str, list]:
+            queries = [q for q, docs in zip(batch["query"], batch["docs"], strict=False) for _ in docs]
+            instr = [i for i, docs in zip(batch["instruction"], batch["docs"], strict=False) for _ in docs]
+            flat = [d for docs in batch["docs"] for d in docs]
+            _, truncated = prompt.encode_pairs(queries, flat, instr)
+            out = {k: [] for k in batch}
+            pos = 0
+            for b, docs in enumerate(batch["docs"]):
+                keep = [j for j in range(len(docs)) if not truncated[pos + j]]
+                pos += len(docs)
+                for key in batch:
+                    value = batch[key][b]
+                    if key in ("docs", "labels") or (key == "teacher_scores" and value is not None):
+                        value = [value[j] for j in keep]
+                    out[key].append(value)
+            return out
+
+        before = sum(len(d) for d in self.data["docs"])
+        groups_before = len(self.data)
+        with _quiet_progress(groups_before):
+            data = self.data.map(keep_short, batched=True, batch_size=256, desc="filtering over-length")
+            dropped = before - sum(len(d) for d in data["docs"])
+            self.data = data.filter(lambda labels: any(v > 0 for v in labels), input_columns="labels")
+        self.dropped_docs += dropped
+        self.dropped_groups += groups_before - len(self.data)
+        log.info(
+            "%s: dropped %d over-length document(s) and %d group(s) left without a positive (max_length %d)",
+            self.source,
+            dropped,
+            groups_before - len(self.data),
+            max_length,
+        )
+        return dropped
+
+    # ------------------------------------------------------------------------------------------ access
+
+    def set_epoch(self, epoch: int) -> None:
+        """Re-sample groups: item i of epoch e uses the generator of (seed, e, i)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def record(self, index: int) -> RerankRecord:
+        """The full, unsampled record at ``index``."""
+        row = self.data[int(index)]
+        return RerankRecord(
+            row["query"], row["docs"], row["labels"], row["instruction"], row["teacher_scores"]
+        )
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = rng_for(self.seed, self.epoch, int(index))
+        group = build_group(self.record(index), self.n_docs, self.n_pos, self.max_docs, rng, self.strategy)
+        return group.to_dict()
+
+    def token_lengths(self, tokenizer: Any, max_length: int = 512) -> list[int]:
+        """The longest prompt (tokens, capped at ``max_length``) of each record: the best key for
+        :class:`~rerankctl.data.batching.LengthGroupedBatchSampler` (one tokenization pass)."""
+        from rerankctl.data.prompt import PromptTokenizer
+
+        prompt = PromptTokenizer(tokenizer, max_length=max_length)
+        out: list[int] = []
+        for start in range(0, len(self.data), 256):
+            batch = self.data[start : start + 256]
+            queries = [q for q, docs in zip(batch["query"], batch["docs"], strict=False) for _ in docs]
+            instr = [i for i, docs in zip(batch["instruction"], batch["docs"], strict=False) for _ in docs]
+            ids, _ = prompt.encode_pairs(queries, [d for docs in batch["docs"] for d in docs], instr)
+            pos = 0
+            for docs in batch["docs"]:
+                out.append(max((len(seq) for seq in ids[pos : pos + len(docs)]), default=0))
+                pos += len(docs)
+        return out
+
+    def lengths(self) -> list[int]:
+        """A cheap length per item for length-grouped batching: characters of query + longest doc."""
+        return [
+            len(q) + max((len(d) for d in docs), default=0)
+            for q, docs in zip(self.data["query"], self.data["docs"], strict=False)
+        ]
