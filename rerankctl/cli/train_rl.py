@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,49 +17,62 @@ _B = "Bookkeeping"
 
 def train_rl(
     preset: Annotated[
-        Optional[str], typer.Option(help="Preset name (tiny_rl, qwen3_0.6b_rl_dapo, ...) or TOML path.")
+        str | None, typer.Option(help="Preset name (tiny_rl, qwen3_0.6b_rl_dapo, ...) or TOML path.")
     ] = None,
     print_config: Annotated[
         bool, typer.Option("--print-config", help="Print the merged config as TOML and exit.")
     ] = False,
     sft_model: Annotated[
-        Optional[str],
-        typer.Option(help="SFT result to start from: final/ of `train sft` (model or adapter).", rich_help_panel=_M),
+        str | None,
+        typer.Option(
+            help="SFT result to start from: final/ of `train sft` (model or adapter).", rich_help_panel=_M
+        ),
     ] = None,
     base_model: Annotated[
-        Optional[str], typer.Option(help="Base model of an SFT adapter (default: from the adapter).", rich_help_panel=_M)
+        str | None,
+        typer.Option(help="Base model of an SFT adapter (default: from the adapter).", rich_help_panel=_M),
     ] = None,
-    data: Annotated[Optional[str], typer.Option(help="Training data: JSONL/Parquet/CSV.", rich_help_panel=_G)] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Training data: JSONL/Parquet/CSV.", rich_help_panel=_G)
+    ] = None,
     eval_data: Annotated[
-        Optional[str], typer.Option(help="Held-out data for NDCG@10 during training.", rich_help_panel=_G)
+        str | None, typer.Option(help="Held-out data for NDCG@10 during training.", rich_help_panel=_G)
     ] = None,
     streaming: Annotated[
-        Optional[bool],
-        typer.Option("--streaming/--no-streaming", help="Stream the JSONL data.", rich_help_panel=_G, show_default=False),
+        bool | None,
+        typer.Option(
+            "--streaming/--no-streaming",
+            help="Stream the JSONL data.",
+            rich_help_panel=_G,
+            show_default=False,
+        ),
     ] = None,
     output: Annotated[
-        Optional[str], typer.Option("--output", "-o", help="Output directory.", rich_help_panel=_B)
+        str | None, typer.Option("--output", "-o", help="Output directory.", rich_help_panel=_B)
     ] = None,
-    run_name: Annotated[Optional[str], typer.Option(help="Run name in the run store.", rich_help_panel=_B)] = None,
+    run_name: Annotated[
+        str | None, typer.Option(help="Run name in the run store.", rich_help_panel=_B)
+    ] = None,
     tag: Annotated[
-        Optional[list[str]], typer.Option("--tag", help="Tag the run (repeatable).", rich_help_panel=_B)
+        list[str] | None, typer.Option("--tag", help="Tag the run (repeatable).", rich_help_panel=_B)
     ] = None,
     instruction: Annotated[
-        Optional[str], typer.Option(help="Instruction for records without one.", rich_help_panel=_G)
+        str | None, typer.Option(help="Instruction for records without one.", rich_help_panel=_G)
     ] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Prompt token limit.", rich_help_panel=_G)] = None,
+    max_length: Annotated[int | None, typer.Option(help="Prompt token limit.", rich_help_panel=_G)] = None,
     n_docs: Annotated[
-        Optional[int], typer.Option(help="Documents per group (0 = all, capped by --max-docs).", rich_help_panel=_G)
+        int | None,
+        typer.Option(help="Documents per group (0 = all, capped by --max-docs).", rich_help_panel=_G),
     ] = None,
     n_pos: Annotated[
-        Optional[int], typer.Option(help="Positives per group (0 = the data's ratio).", rich_help_panel=_G)
+        int | None, typer.Option(help="Positives per group (0 = the data's ratio).", rich_help_panel=_G)
     ] = None,
-    max_docs: Annotated[Optional[int], typer.Option(help="Cap when --n-docs 0.", rich_help_panel=_G)] = None,
+    max_docs: Annotated[int | None, typer.Option(help="Cap when --n-docs 0.", rich_help_panel=_G)] = None,
     sampling: Annotated[
-        Optional[str], typer.Option(help="Negative sampling: hard, random, mixed.", rich_help_panel=_G)
+        str | None, typer.Option(help="Negative sampling: hard, random, mixed.", rich_help_panel=_G)
     ] = None,
     filter_overlength: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option(
             "--filter-overlength/--truncate",
             help="Drop over-long docs instead of truncating.",
@@ -67,26 +80,41 @@ def train_rl(
             show_default=False,
         ),
     ] = None,
-    loss_type: Annotated[Optional[str], typer.Option(help="grpo, dapo, dr_grpo, dpo.", rich_help_panel=_R)] = None,
+    loss_type: Annotated[
+        str | None, typer.Option(help="grpo, dapo, dr_grpo, dpo.", rich_help_panel=_R)
+    ] = None,
     reward_type: Annotated[
-        Optional[str], typer.Option(help="rank_based, ndcg_based, recall_based.", rich_help_panel=_R)
+        str | None, typer.Option(help="rank_based, ndcg_based, recall_based.", rich_help_panel=_R)
     ] = None,
     num_samples: Annotated[
-        Optional[int], typer.Option(help="Rankings sampled per query (GRPO group).", rich_help_panel=_R)
+        int | None, typer.Option(help="Rankings sampled per query (GRPO group).", rich_help_panel=_R)
+    ] = None,
+    credit: Annotated[
+        str | None, typer.Option(help="reward_to_go (default) or ranking.", rich_help_panel=_R)
     ] = None,
     temperature: Annotated[
-        Optional[float], typer.Option(help="Policy temperature: Plackett-Luce(scores / T).", rich_help_panel=_R)
+        float | None,
+        typer.Option(help="Policy temperature: Plackett-Luce(scores / T).", rich_help_panel=_R),
     ] = None,
     kl_coef: Annotated[
-        Optional[float], typer.Option(help="KL penalty to the SFT model (k3).", rich_help_panel=_R)
+        float | None, typer.Option(help="KL penalty to the SFT model (k3).", rich_help_panel=_R)
     ] = None,
-    kl_kind: Annotated[Optional[str], typer.Option(help="k3, k1, k2.", rich_help_panel=_R)] = None,
-    clip_eps: Annotated[Optional[float], typer.Option(help="PPO clip range.", rich_help_panel=_R)] = None,
+    log_reference_kl: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-reference-kl/--no-log-reference-kl",
+            help="Log the KL to the SFT model even at --kl-coef 0 (one no-grad pass per step).",
+            rich_help_panel=_R,
+            show_default=False,
+        ),
+    ] = None,
+    kl_kind: Annotated[str | None, typer.Option(help="k3, k1, k2.", rich_help_panel=_R)] = None,
+    clip_eps: Annotated[float | None, typer.Option(help="PPO clip range.", rich_help_panel=_R)] = None,
     clip_eps_high: Annotated[
-        Optional[float], typer.Option(help="DAPO upper clip (clip-higher).", rich_help_panel=_R)
+        float | None, typer.Option(help="DAPO upper clip (clip-higher).", rich_help_panel=_R)
     ] = None,
     dynamic_sampling: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option(
             "--dynamic-sampling/--no-dynamic-sampling",
             help="DAPO: drop groups whose rankings tie in reward.",
@@ -94,70 +122,94 @@ def train_rl(
             show_default=False,
         ),
     ] = None,
-    dpo_beta: Annotated[Optional[float], typer.Option(help="DPO beta.", rich_help_panel=_R)] = None,
-    dpo_loss_type: Annotated[Optional[str], typer.Option(help="sigmoid, ipo.", rich_help_panel=_R)] = None,
+    dpo_beta: Annotated[float | None, typer.Option(help="DPO beta.", rich_help_panel=_R)] = None,
+    dpo_loss_type: Annotated[str | None, typer.Option(help="sigmoid, ipo.", rich_help_panel=_R)] = None,
     dpo_max_pairs: Annotated[
-        Optional[int], typer.Option(help="Preference pairs per group (DPO).", rich_help_panel=_R)
+        int | None, typer.Option(help="Preference pairs per group (DPO).", rich_help_panel=_R)
     ] = None,
     chunk_size: Annotated[
-        Optional[int], typer.Option(help="Docs per autograd pass (0 = all). Exact gradients.", rich_help_panel=_M)
+        int | None,
+        typer.Option(help="Docs per autograd pass (0 = all). Exact gradients.", rich_help_panel=_M),
     ] = None,
     gradient_checkpointing: Annotated[
-        Optional[bool],
-        typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", rich_help_panel=_M, show_default=False),
+        bool | None,
+        typer.Option(
+            "--gradient-checkpointing/--no-gradient-checkpointing", rich_help_panel=_M, show_default=False
+        ),
     ] = None,
-    lora_r: Annotated[Optional[int], typer.Option(help="RL LoRA rank.", rich_help_panel=_M)] = None,
-    lora_alpha: Annotated[Optional[int], typer.Option(help="RL LoRA alpha.", rich_help_panel=_M)] = None,
-    lora_dropout: Annotated[Optional[float], typer.Option(help="RL LoRA dropout.", rich_help_panel=_M)] = None,
+    lora_r: Annotated[int | None, typer.Option(help="RL LoRA rank.", rich_help_panel=_M)] = None,
+    lora_alpha: Annotated[int | None, typer.Option(help="RL LoRA alpha.", rich_help_panel=_M)] = None,
+    lora_dropout: Annotated[float | None, typer.Option(help="RL LoRA dropout.", rich_help_panel=_M)] = None,
     target_modules: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(help="LoRA target modules (comma-separated or repeated).", rich_help_panel=_M),
     ] = None,
     attn_implementation: Annotated[
-        Optional[str], typer.Option(help="sdpa, eager, flash_attention_2.", rich_help_panel=_M)
+        str | None, typer.Option(help="sdpa, eager, flash_attention_2.", rich_help_panel=_M)
     ] = None,
     lr: Annotated[
-        Optional[float], typer.Option("--lr", "--learning-rate", help="Peak learning rate.", rich_help_panel=_O)
+        float | None,
+        typer.Option("--lr", "--learning-rate", help="Peak learning rate.", rich_help_panel=_O),
     ] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Epochs.", rich_help_panel=_O)] = None,
+    epochs: Annotated[float | None, typer.Option(help="Epochs.", rich_help_panel=_O)] = None,
     max_steps: Annotated[
-        Optional[int], typer.Option(help="Optimizer steps (overrides --epochs).", rich_help_panel=_O)
+        int | None, typer.Option(help="Optimizer steps (overrides --epochs).", rich_help_panel=_O)
     ] = None,
     batch_size: Annotated[
-        Optional[int], typer.Option(help="Query groups per device per step.", rich_help_panel=_O)
+        int | None, typer.Option(help="Query groups per device per step.", rich_help_panel=_O)
     ] = None,
     grad_accum: Annotated[
-        Optional[int], typer.Option("--grad-accum", help="Gradient accumulation steps.", rich_help_panel=_O)
+        int | None, typer.Option("--grad-accum", help="Gradient accumulation steps.", rich_help_panel=_O)
     ] = None,
     lr_scheduler: Annotated[
-        Optional[str], typer.Option(help="linear, cosine, constant_with_warmup, ...", rich_help_panel=_O)
+        str | None, typer.Option(help="linear, cosine, constant_with_warmup, ...", rich_help_panel=_O)
     ] = None,
-    warmup_ratio: Annotated[Optional[float], typer.Option(help="Warm-up fraction.", rich_help_panel=_O)] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay.", rich_help_panel=_O)] = None,
-    max_grad_norm: Annotated[Optional[float], typer.Option(help="Clip norm (0 = off).", rich_help_panel=_O)] = None,
-    optim: Annotated[Optional[str], typer.Option(help="adamw_torch, adamw_bnb_8bit, ...", rich_help_panel=_O)] = None,
-    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", rich_help_panel=_O, show_default=False)] = None,
-    fp16: Annotated[Optional[bool], typer.Option("--fp16/--no-fp16", rich_help_panel=_O, show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.", rich_help_panel=_O)] = None,
-    logging_steps: Annotated[Optional[int], typer.Option(help="Log every N steps.", rich_help_panel=_B)] = None,
+    warmup_ratio: Annotated[float | None, typer.Option(help="Warm-up fraction.", rich_help_panel=_O)] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(help="AdamW weight decay.", rich_help_panel=_O)
+    ] = None,
+    max_grad_norm: Annotated[
+        float | None, typer.Option(help="Clip norm (0 = off).", rich_help_panel=_O)
+    ] = None,
+    optim: Annotated[
+        str | None, typer.Option(help="adamw_torch, adamw_bnb_8bit, ...", rich_help_panel=_O)
+    ] = None,
+    bf16: Annotated[
+        bool | None, typer.Option("--bf16/--no-bf16", rich_help_panel=_O, show_default=False)
+    ] = None,
+    fp16: Annotated[
+        bool | None, typer.Option("--fp16/--no-fp16", rich_help_panel=_O, show_default=False)
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.", rich_help_panel=_O)] = None,
+    logging_steps: Annotated[int | None, typer.Option(help="Log every N steps.", rich_help_panel=_B)] = None,
     eval_steps: Annotated[
-        Optional[int], typer.Option(help="Evaluate every N steps (0 = per epoch).", rich_help_panel=_B)
+        int | None, typer.Option(help="Evaluate every N steps (0 = per epoch).", rich_help_panel=_B)
     ] = None,
     save_steps: Annotated[
-        Optional[int], typer.Option(help="Checkpoint every N steps (0 = per epoch).", rich_help_panel=_B)
+        int | None, typer.Option(help="Checkpoint every N steps (0 = per epoch).", rich_help_panel=_B)
     ] = None,
-    save_total_limit: Annotated[Optional[int], typer.Option(help="Checkpoints to keep.", rich_help_panel=_B)] = None,
+    save_total_limit: Annotated[
+        int | None, typer.Option(help="Checkpoints to keep.", rich_help_panel=_B)
+    ] = None,
     eval_max_queries: Annotated[
-        Optional[int], typer.Option(help="Held-out queries to evaluate on.", rich_help_panel=_B)
+        int | None, typer.Option(help="Held-out queries to evaluate on.", rich_help_panel=_B)
     ] = None,
     report_to: Annotated[
-        Optional[list[str]], typer.Option(help="wandb, tensorboard, mlflow, swanlab (repeatable).", rich_help_panel=_B)
+        list[str] | None,
+        typer.Option(help="wandb, tensorboard, mlflow, swanlab (repeatable).", rich_help_panel=_B),
     ] = None,
-    resume: Annotated[Optional[str], typer.Option(help="Checkpoint dir or 'latest'.", rich_help_panel=_B)] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="DataLoader workers.", rich_help_panel=_B)] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="Checkpoint dir or 'latest'.", rich_help_panel=_B)
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="DataLoader workers.", rich_help_panel=_B)
+    ] = None,
     gpus: Annotated[
-        Optional[str],
-        typer.Option(help="GPUs: '0,1,2,3', 'auto', or 'cpu:N' (N CPU processes over gloo).", rich_help_panel=_M),
+        str | None,
+        typer.Option(
+            help="GPUs: '0,1,2,3', 'auto' (idle ones), 'auto:N', or 'cpu:N' (N CPU processes over gloo).",
+            rich_help_panel=_M,
+        ),
     ] = None,
 ) -> None:
     """RL after SFT: GRPO, DAPO, Dr.GRPO or DPO for a yes/no reranker (Plackett-Luce ranking policy).
@@ -185,9 +237,11 @@ def train_rl(
         "loss_type": loss_type,
         "reward_type": reward_type,
         "num_samples": num_samples,
+        "credit": credit,
         "temperature": temperature,
         "kl_coef": kl_coef,
         "kl_kind": kl_kind,
+        "log_reference_kl": log_reference_kl,
         "clip_eps": clip_eps,
         "clip_eps_high": clip_eps_high,
         "dapo_dynamic_sampling": dynamic_sampling,
@@ -223,7 +277,9 @@ def train_rl(
         "resume": resume,
         "dataloader_workers": workers,
     }
-    cfg = finish_config(RLConfig, preset=preset, overrides=overrides, command="train rl", print_config=print_config)
+    cfg = finish_config(
+        RLConfig, preset=preset, overrides=overrides, command="train rl", print_config=print_config
+    )
     if gpus:
         import sys
 
@@ -244,7 +300,12 @@ def _print_summary(result, console) -> None:
 
     if result.final:
         table = Table(title="held-out ranking quality", title_justify="left")
-        for name, justify in (("metric", "left"), ("SFT", "right"), ("after RL", "right"), ("change", "right")):
+        for name, justify in (
+            ("metric", "left"),
+            ("SFT", "right"),
+            ("after RL", "right"),
+            ("change", "right"),
+        ):
             table.add_column(name, justify=justify)
         for key in ("ndcg@10", "ndcg@5", "ndcg@1", "mrr", "map"):
             if key in result.final:

@@ -72,11 +72,19 @@ class RLConfig(StrictConfig):
     num_samples: int = Field(
         16, ge=2, description="Rankings sampled per query (the GRPO group); costs no extra forward pass."
     )
+    credit: Literal["reward_to_go", "ranking"] = Field(
+        "reward_to_go",
+        description="Credit of each ranking position: the reward still to come (lower variance) or the whole ranking's.",
+    )
     temperature: float = Field(
         1.0, gt=0, description="Policy temperature tau: rankings ~ Plackett-Luce(s / tau)."
     )
     kl_coef: float = Field(
         0.0, ge=0, description="Weight of the k3 KL penalty to the reference (the SFT model)."
+    )
+    log_reference_kl: bool = Field(
+        True,
+        description="Score the reference every step to log the KL even when kl_coef is 0 (one no-grad pass).",
     )
     kl_kind: Literal["k3", "k1", "k2"] = Field("k3", description="KL estimator per ranking position.")
     clip_eps: float = Field(0.2, gt=0, description="PPO clip range (grpo, dr_grpo; DAPO's lower bound).")

@@ -1,0 +1,244 @@
+"""Build and run an RL training from an :class:`~rerankctl.config.rl.RLConfig`.
+
+Same shape as :func:`rerankctl.train.sft_runner.run_sft` (whose helpers it imports): load the
+SFT model with a fresh RL adapter (:func:`rerankctl.models.sft_loading.load_sft_model`), build the
+groups, open the run in the store (main process only), evaluate the SFT model (step 0), train,
+evaluate again, save, and close the run as ``completed``, ``failed`` or ``killed``.
+
+Outputs under ``output``: ``checkpoint-N/`` (the RL adapter + optimizer state, for ``--resume``),
+``rl_adapter/`` (the final RL adapter alone; its base is the merged SFT model) and ``final/``
+(the SFT model with the RL adapter merged: an ordinary model directory that ``rerank``,
+``serve``, ``eval`` and ``export`` load directly).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rerankctl.config.rl import RLConfig
+from rerankctl.config.sft import BUILTIN_SYNTH_DATA
+from rerankctl.errors import UsageError
+from rerankctl.train.sft_runner import (
+    SFTResult,
+    WithInstruction,
+    default_output_dir,
+    is_main_process,
+    quiet_libraries,
+    resolve_resume,
+    training_arguments,
+)
+
+RLResult = SFTResult  # run id, output/final dirs, baseline (= the SFT model) and final metrics
+
+
+def build_rl_datasets(cfg: RLConfig, tokenizer: Any) -> tuple[Any, list[dict], int]:
+    """(training groups, held-out groups with all their documents, documents dropped as over-long)."""
+    from rerankctl.train.rl_data import RLRerankDataset, StreamingRLRerankDataset
+
+    group_kwargs = dict(
+        n_docs=cfg.n_docs, n_pos=cfg.n_pos, max_docs=cfg.max_docs, seed=cfg.seed, strategy=cfg.sampling
+    )
+    train_source: Any = cfg.data
+    eval_source: Any = cfg.eval_data
+    if not cfg.data:
+        raise UsageError(
+            "no training data", hint="pass --data FILE (or --preset tiny_rl for the built-in set)"
+        )
+    if cfg.data == BUILTIN_SYNTH_DATA:
+        from rerankctl.data.synth import builtin_rerank_split
+
+        train_source, builtin_eval = builtin_rerank_split(
+            seed=cfg.seed, n_train=cfg.synth_train_queries, n_eval=cfg.synth_eval_queries
+        )
+        eval_source = eval_source or builtin_eval
+    dropped = 0
+    if cfg.streaming:
+        if cfg.data == BUILTIN_SYNTH_DATA:
+            raise UsageError("--streaming reads a JSONL file", hint="drop --streaming for the built-in data")
+        if cfg.max_steps <= 0:
+            raise UsageError(
+                "--streaming needs --max-steps", hint="a stream has no length to count epochs by"
+            )
+        train: Any = StreamingRLRerankDataset(train_source, instruction=cfg.instruction, **group_kwargs)
+    else:
+        base = RLRerankDataset(train_source, **group_kwargs)
+        dropped = base.filter_overlength(tokenizer, cfg.max_length) if cfg.filter_overlength else 0
+        train = WithInstruction(base, cfg.instruction)
+    eval_groups: list[dict] = []
+    if eval_source is not None:
+        eval_ds = WithInstruction(
+            RLRerankDataset(eval_source, n_docs=0, n_pos=0, max_docs=0, seed=cfg.seed), cfg.instruction
+        )
+        count = len(eval_ds) if not cfg.eval_max_queries else min(len(eval_ds), cfg.eval_max_queries)
+        eval_groups = [g for g in (eval_ds[i] for i in range(count)) if any(x > 0 for x in g["labels"])]
+    return train, eval_groups, dropped
+
+
+def trainer_options(cfg: RLConfig) -> dict[str, Any]:
+    """The RL keyword arguments of :class:`RLTrainer` from the config."""
+    return {
+        "loss_type": cfg.loss_type,
+        "reward_type": cfg.reward_type,
+        "kl_coef": cfg.kl_coef,
+        "kl_kind": cfg.kl_kind,
+        "log_reference_kl": cfg.log_reference_kl,
+        "num_samples": cfg.num_samples,
+        "credit": cfg.credit,
+        "temperature": cfg.temperature,
+        "clip_eps": cfg.clip_eps,
+        "clip_eps_high": cfg.clip_eps_high,
+        "dapo_dynamic_sampling": cfg.dapo_dynamic_sampling,
+        "dpo_beta": cfg.dpo_beta,
+        "dpo_loss_type": cfg.dpo_loss_type,
+        "dpo_max_pairs": cfg.dpo_max_pairs,
+        "chunk_size": cfg.chunk_size,
+        "eval_batch_size": cfg.eval_batch_size,
+    }
+
+
+def save_merged(model: Any, tokenizer: Any, target: Path) -> None:
+    """Merge the RL adapter into the weights and write a plain model directory atomically."""
+    merged = model.merge_and_unload()
+    merged.config.use_cache = True
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".final-", dir=target.parent))
+    try:
+        merged.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) -> RLResult:
+    """Train the RL stage as ``cfg`` says and return where the result is and how it scored."""
+    from transformers import set_seed
+    from transformers.trainer_callback import PrinterCallback
+
+    from rerankctl.data.prompt import PromptTokenizer
+    from rerankctl.models.loading import load_tokenizer
+    from rerankctl.models.sft_loading import load_sft_model
+    from rerankctl.store import RunStore
+    from rerankctl.train.callbacks import RichProgressCallback, RunStoreCallback, SetEpochCallback
+    from rerankctl.train.rl import RLTrainer
+    from rerankctl.train.rl_data import RLCollator
+    from rerankctl.train.sft import rank_eval_groups
+
+    if not cfg.sft_model:
+        raise UsageError(
+            "no SFT model", hint="pass --sft-model DIR (the final/ folder of `rerankctl train sft`)"
+        )
+    quiet_libraries()
+    set_seed(cfg.seed)
+    tokenizer = load_tokenizer(cfg.sft_model)
+    prompt = PromptTokenizer(tokenizer, max_length=cfg.max_length)
+    train_ds, eval_groups, dropped = build_rl_datasets(cfg, tokenizer)
+
+    main = is_main_process()
+    run_name = cfg.run_name or f"rl-{time.strftime('%Y%m%d-%H%M%S')}"
+    output_dir = Path(cfg.output) if cfg.output else default_output_dir(run_name)
+    store = RunStore.open(store_path) if main else None
+    writer = None
+    if store is not None:
+        writer = store.create_run(
+            kind="rl", config=cfg.to_dict(), name=run_name, output_dir=str(output_dir), tags=tuple(cfg.tags)
+        )
+        size = len(train_ds) if hasattr(train_ds, "__len__") else "streamed"
+        writer.log_event(
+            f"sft model {cfg.sft_model}; {cfg.loss_type} with {cfg.reward_type} rewards; "
+            f"{size} training queries; {len(eval_groups)} eval queries"
+            + (f"; {dropped} over-long documents dropped" if dropped else "")
+        )
+    try:
+        model = load_sft_model(
+            cfg.sft_model,
+            cfg.base_model,
+            lora=cfg.lora,
+            attn_implementation=cfg.attn_implementation,
+            gradient_checkpointing=cfg.gradient_checkpointing,
+        )
+        args = training_arguments(cfg, output_dir, has_eval=bool(eval_groups))
+        callbacks = [
+            RunStoreCallback(writer),
+            RichProgressCallback(console, description=f"rl {run_name}"),
+            SetEpochCallback(train_ds),
+        ]
+        trainer = RLTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_groups or None,
+            data_collator=RLCollator(
+                tokenizer, max_length=cfg.max_length, filter_overlength=cfg.filter_overlength
+            ),
+            processing_class=tokenizer,
+            callbacks=callbacks,
+            yes_id=prompt.yes_id,
+            no_id=prompt.no_id,
+            eval_groups=eval_groups,
+            prompt_tokenizer=prompt,
+            **trainer_options(cfg),
+        )
+        trainer.remove_callback(PrinterCallback)
+        baseline: dict[str, float] = {}
+        resume = resolve_resume(cfg, output_dir)
+        if eval_groups and resume is None:
+            baseline = rank_eval_groups(
+                trainer.model,
+                prompt,
+                eval_groups,
+                prompt.yes_id,
+                prompt.no_id,
+                batch_size=cfg.eval_batch_size,
+                device=args.device,
+                cache=trainer,
+            )
+            if writer is not None:
+                writer.log_metrics(0, {f"eval_{k}": v for k, v in baseline.items()})
+        started = time.perf_counter()
+        trainer.train(resume_from_checkpoint=resume)
+        train_seconds = time.perf_counter() - started
+        final: dict[str, float] = {}
+        if eval_groups:
+            final = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items() if k != "eval_runtime"}
+        trainer.save_model(str(output_dir / "rl_adapter"))
+        final_dir = output_dir / "final"
+        if trainer.is_world_process_zero():
+            save_merged(trainer.accelerator.unwrap_model(trainer.model), tokenizer, final_dir)
+        if writer is not None:
+            writer.log_event(
+                f"RL adapter saved to {output_dir / 'rl_adapter'}", step=trainer.state.global_step
+            )
+            writer.log_artifact("final", str(final_dir), step=trainer.state.global_step)
+            summary = {"train_seconds": round(train_seconds, 2), "global_step": trainer.state.global_step}
+            summary.update({f"baseline_{k}": v for k, v in baseline.items()})
+            summary.update({f"final_{k}": v for k, v in final.items()})
+            writer.set_summary(summary)
+            writer.finish("completed")
+        return RLResult(
+            run_id=writer.id if writer else None,
+            output_dir=output_dir,
+            final_dir=final_dir,
+            baseline=baseline,
+            final=final,
+            train_seconds=train_seconds,
+            global_step=trainer.state.global_step,
+        )
+    except KeyboardInterrupt:
+        if writer is not None:
+            writer.finish("killed", error="interrupted by the user (Ctrl-C)")
+        raise
+    except BaseException as exc:
+        if writer is not None:
+            writer.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if store is not None:
+            store.close()
