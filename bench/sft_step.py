@@ -78,7 +78,7 @@ def main() -> None:
         model = build(name, args.device, dtype)
         fast = measure(model, args.group, args.seq, args.steps, args.device, yes_no_scores)
         slow = measure(model, args.group, args.seq, args.steps, args.device, full_logits_scores)
-        print(f"| {name} | {fast:.2f} | {slow:.2f} | {fast / slow:.2f}x |", flush=True)
+        print(f"| {name} | {fast:.4g} | {slow:.4g} | {fast / slow:.2f}x |", flush=True)
         del model
 
 

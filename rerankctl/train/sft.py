@@ -55,6 +55,9 @@ class ContrastiveSFTTrainer(Trainer):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        # Our loss is a mean over groups, not a sum over tokens the model normalises itself: the
+        # Trainer must divide it by the accumulation steps on the unchunked path, as the chunked path does.
+        self.model_accepts_loss_kwargs = False
         self.loss_fn = loss_fn
         self.yes_id = yes_id
         self.no_id = no_id
