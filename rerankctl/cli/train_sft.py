@@ -181,7 +181,8 @@ def train_sft(
     gpus: Annotated[
         str | None,
         typer.Option(
-            help="GPUs: '0,1,2,3', 'auto' (idle ones), 'auto:N', or 'cpu:N' (N CPU processes over gloo).", rich_help_panel=_M
+            help="GPUs: '0,1,2,3', 'auto' (idle ones), 'auto:N', or 'cpu:N' (N CPU processes over gloo).",
+            rich_help_panel=_M,
         ),
     ] = None,
 ) -> None:

@@ -64,11 +64,16 @@ def _auto(spec: str) -> tuple[list[str], int]:
         if n < 1:
             raise UsageError(f"--gpus {spec}: expected auto:N with N >= 1")
     else:
-        idle = [g for g in snapshot_all(with_processes=False)
-                if g.mem_total and g.mem_used is not None and g.mem_used < 0.1 * g.mem_total]
+        idle = [
+            g
+            for g in snapshot_all(with_processes=False)
+            if g.mem_total and g.mem_used is not None and g.mem_used < 0.1 * g.mem_total
+        ]
         n = len(idle)
         if n == 0:
-            raise UsageError("--gpus auto: no idle GPU found", hint="run `rerankctl gpu` to see what NVML reports")
+            raise UsageError(
+                "--gpus auto: no idle GPU found", hint="run `rerankctl gpu` to see what NVML reports"
+            )
     devices = [str(i) for i in pick_gpus(n)]
     return devices, len(devices)
 
