@@ -23,6 +23,7 @@ from typing import Any
 from rerankctl.config.rl import RLConfig
 from rerankctl.config.sft import BUILTIN_SYNTH_DATA
 from rerankctl.errors import UsageError
+from rerankctl.train.run_state import finish_completed, gpu_sampling, run_status
 from rerankctl.train.sft_runner import (
     SFTResult,
     WithInstruction,
@@ -156,7 +157,7 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
             f"{size} training queries; {len(eval_groups)} eval queries"
             + (f"; {dropped} over-long documents dropped" if dropped else "")
         )
-    try:
+    with run_status(writer, store):
         model = load_sft_model(
             cfg.sft_model,
             cfg.base_model,
@@ -203,7 +204,8 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
             if writer is not None:
                 writer.log_metrics(0, {f"eval_{k}": v for k, v in baseline.items()})
         started = time.perf_counter()
-        trainer.train(resume_from_checkpoint=resume)
+        with gpu_sampling(writer):
+            trainer.train(resume_from_checkpoint=resume)
         train_seconds = time.perf_counter() - started
         final: dict[str, float] = {}
         if eval_groups:
@@ -216,12 +218,7 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
             writer.log_event(
                 f"RL adapter saved to {output_dir / 'rl_adapter'}", step=trainer.state.global_step
             )
-            writer.log_artifact("final", str(final_dir), step=trainer.state.global_step)
-            summary = {"train_seconds": round(train_seconds, 2), "global_step": trainer.state.global_step}
-            summary.update({f"baseline_{k}": v for k, v in baseline.items()})
-            summary.update({f"final_{k}": v for k, v in final.items()})
-            writer.set_summary(summary)
-            writer.finish("completed")
+        finish_completed(writer, final_dir, trainer.state.global_step, train_seconds, baseline, final)
         return RLResult(
             run_id=writer.id if writer else None,
             output_dir=output_dir,
@@ -231,14 +228,3 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
             train_seconds=train_seconds,
             global_step=trainer.state.global_step,
         )
-    except KeyboardInterrupt:
-        if writer is not None:
-            writer.finish("killed", error="interrupted by the user (Ctrl-C)")
-        raise
-    except BaseException as exc:
-        if writer is not None:
-            writer.finish("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        if store is not None:
-            store.close()

@@ -18,6 +18,7 @@ from typing import Any
 from rerankctl import paths
 from rerankctl.config.sft import BUILTIN_SYNTH_DATA, BUILTIN_TINY_MODEL, SFTConfig
 from rerankctl.errors import UsageError
+from rerankctl.train.run_state import finish_completed, gpu_sampling, run_status
 
 
 @dataclass
@@ -45,17 +46,6 @@ def quiet_libraries() -> None:
     datasets.disable_progress_bars()
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-
-
-def gpu_sampling(writer: Any):
-    """Sample GPU use into the run store while training (main process only; a no-op without GPUs)."""
-    from contextlib import nullcontext
-
-    if writer is None:
-        return nullcontext()
-    from rerankctl.gpu.sampler import GpuSampler
-
-    return GpuSampler(writer, interval=5.0)
 
 
 def resolve_model_path(cfg: SFTConfig) -> str:
@@ -250,7 +240,7 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
         writer.log_event(
             f"model {model_path}; {len(train_ds)} training queries; {len(eval_groups)} eval queries"
         )
-    try:
+    with run_status(writer, store):
         model = load_model_for_training(cfg, model_path)
         args = training_arguments(cfg, output_dir, has_eval=bool(eval_groups))
         collator = RerankCollator(
@@ -307,13 +297,7 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
         final: dict[str, float] = {}
         if eval_groups:
             final = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items() if k != "eval_runtime"}
-        if writer is not None:
-            writer.log_artifact("final", str(final_dir), step=trainer.state.global_step)
-            summary = {"train_seconds": round(train_seconds, 2), "global_step": trainer.state.global_step}
-            summary.update({f"baseline_{k}": v for k, v in baseline.items()})
-            summary.update({f"final_{k}": v for k, v in final.items()})
-            writer.set_summary(summary)
-            writer.finish("completed")
+        finish_completed(writer, final_dir, trainer.state.global_step, train_seconds, baseline, final)
         return SFTResult(
             run_id=writer.id if writer else None,
             output_dir=output_dir,
@@ -323,14 +307,3 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
             train_seconds=train_seconds,
             global_step=trainer.state.global_step,
         )
-    except KeyboardInterrupt:
-        if writer is not None:
-            writer.finish("killed", error="interrupted by the user (Ctrl-C)")
-        raise
-    except BaseException as exc:
-        if writer is not None:
-            writer.finish("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        if store is not None:
-            store.close()
