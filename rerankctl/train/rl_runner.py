@@ -23,7 +23,7 @@ from typing import Any
 from rerankctl.config.rl import RLConfig
 from rerankctl.config.sft import BUILTIN_SYNTH_DATA
 from rerankctl.errors import UsageError
-from rerankctl.train.run_state import finish_completed, gpu_sampling, run_status
+from rerankctl.train.run_state import evaluate_then_train, finish_completed, run_status
 from rerankctl.train.sft_runner import (
     SFTResult,
     WithInstruction,
@@ -130,7 +130,6 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
     from rerankctl.train.callbacks import RichProgressCallback, RunStoreCallback, SetEpochCallback
     from rerankctl.train.rl import RLTrainer
     from rerankctl.train.rl_data import RLCollator
-    from rerankctl.train.sft import rank_eval_groups
 
     if not cfg.sft_model:
         raise UsageError(
@@ -188,25 +187,8 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
             **trainer_options(cfg),
         )
         trainer.remove_callback(PrinterCallback)
-        baseline: dict[str, float] = {}
         resume = resolve_resume(cfg, output_dir)
-        if eval_groups and resume is None:
-            baseline = rank_eval_groups(
-                trainer.model,
-                prompt,
-                eval_groups,
-                prompt.yes_id,
-                prompt.no_id,
-                batch_size=cfg.eval_batch_size,
-                device=args.device,
-                cache=trainer,
-            )
-            if writer is not None:
-                writer.log_metrics(0, {f"eval_{k}": v for k, v in baseline.items()})
-        started = time.perf_counter()
-        with gpu_sampling(writer):
-            trainer.train(resume_from_checkpoint=resume)
-        train_seconds = time.perf_counter() - started
+        baseline, train_seconds = evaluate_then_train(trainer, prompt, eval_groups, cfg, writer, resume)
         final: dict[str, float] = {}
         if eval_groups:
             final = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items() if k != "eval_runtime"}

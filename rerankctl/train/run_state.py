@@ -50,3 +50,33 @@ def gpu_sampling(writer: Any):
     from rerankctl.gpu.sampler import GpuSampler
 
     return GpuSampler(writer, interval=5.0)
+
+
+def evaluate_then_train(trainer: Any, prompt: Any, eval_groups: list, cfg: Any, writer: Any, resume: Any):
+    """Score the untrained model on the held-out groups (logged at step 0), then train.
+
+    Returns ``(baseline metrics, training seconds)``. A resumed run skips the baseline: its
+    step-0 model is no longer the one being resumed.
+    """
+    import time
+
+    from rerankctl.train.sft import rank_eval_groups
+
+    baseline: dict[str, float] = {}
+    if eval_groups and resume is None:
+        baseline = rank_eval_groups(
+            trainer.model,
+            prompt,
+            eval_groups,
+            prompt.yes_id,
+            prompt.no_id,
+            batch_size=cfg.eval_batch_size,
+            device=trainer.args.device,
+            cache=trainer,
+        )
+        if writer is not None:
+            writer.log_metrics(0, {f"eval_{k}": v for k, v in baseline.items()})
+    started = time.perf_counter()
+    with gpu_sampling(writer):
+        trainer.train(resume_from_checkpoint=resume)
+    return baseline, time.perf_counter() - started

@@ -18,7 +18,7 @@ from typing import Any
 from rerankctl import paths
 from rerankctl.config.sft import BUILTIN_SYNTH_DATA, BUILTIN_TINY_MODEL, SFTConfig
 from rerankctl.errors import UsageError
-from rerankctl.train.run_state import finish_completed, gpu_sampling, run_status
+from rerankctl.train.run_state import evaluate_then_train, finish_completed, run_status
 
 
 @dataclass
@@ -218,7 +218,7 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
     from rerankctl.models.loading import load_tokenizer
     from rerankctl.store import RunStore
     from rerankctl.train.callbacks import RichProgressCallback, RunStoreCallback, SetEpochCallback
-    from rerankctl.train.sft import ContrastiveSFTTrainer, rank_eval_groups
+    from rerankctl.train.sft import ContrastiveSFTTrainer
 
     quiet_libraries()
     set_seed(cfg.seed)
@@ -271,25 +271,8 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # our progress bar shows the logs; no raw dicts on stdout
-        baseline: dict[str, float] = {}
         resume = resolve_resume(cfg, output_dir)
-        if eval_groups and resume is None:
-            baseline = rank_eval_groups(
-                trainer.model,
-                prompt,
-                eval_groups,
-                prompt.yes_id,
-                prompt.no_id,
-                batch_size=cfg.eval_batch_size,
-                device=args.device,
-                cache=trainer,
-            )
-            if writer is not None:
-                writer.log_metrics(0, {f"eval_{k}": v for k, v in baseline.items()})
-        started = time.perf_counter()
-        with gpu_sampling(writer):
-            trainer.train(resume_from_checkpoint=resume)
-        train_seconds = time.perf_counter() - started
+        baseline, train_seconds = evaluate_then_train(trainer, prompt, eval_groups, cfg, writer, resume)
         final_dir = output_dir / "final"
         trainer.save_model(str(final_dir))
         if main:
