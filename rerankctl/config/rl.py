@@ -11,14 +11,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from rerankctl.config.base import StrictConfig
+from rerankctl.config.run_settings import RankerRunSettings
 from rerankctl.config.sft import BUILTIN_SYNTH_DATA, LoRAConfig
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "dpo")
 REWARD_TYPES = ("rank_based", "ndcg_based", "recall_based")
 
 
-class RLConfig(StrictConfig):
+class RLConfig(RankerRunSettings):
     """Everything `train rl` needs. Every field is a flag (`--kl-coef`) and a preset key (`kl_coef`)."""
 
     # What to train
@@ -127,30 +127,6 @@ class RLConfig(StrictConfig):
     bf16: bool = Field(False, description="bf16 mixed precision (GPU).")
     fp16: bool = Field(False, description="fp16 mixed precision (GPU).")
     seed: int = Field(42, description="Seed for sampling (data and rollouts), initialisation and dropout.")
-
-    # Bookkeeping
-    logging_steps: int = Field(10, ge=1, description="Log metrics every N steps.")
-    eval_steps: int = Field(0, ge=0, description="Evaluate every N steps (0 = at the end of each epoch).")
-    save_steps: int = Field(0, ge=0, description="Checkpoint every N steps (0 = at the end of each epoch).")
-    save_total_limit: int | None = Field(
-        3, ge=1, description="Keep at most this many checkpoints (the best is kept)."
-    )
-    eval_max_queries: int | None = Field(
-        None, ge=1, description="Evaluate on at most this many held-out queries."
-    )
-    eval_batch_size: int = Field(32, ge=1, description="Documents per forward pass during evaluation.")
-    report_to: list[str] = Field(
-        default_factory=list, description="Extra trackers: wandb, tensorboard, mlflow, swanlab."
-    )
-    resume: str | None = Field(
-        None, description="Checkpoint to resume from, or 'latest' for the newest in output."
-    )
-    dataloader_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
-    attn_implementation: str | None = Field(None, description="sdpa, eager or flash_attention_2.")
-
-    # Built-in data sizes (only used with builtin:synth-rerank)
-    synth_train_queries: int = Field(2000, ge=1, description="Queries in the built-in training set.")
-    synth_eval_queries: int = Field(200, ge=1, description="Queries in the built-in held-out set.")
 
     @model_validator(mode="after")
     def _check(self) -> RLConfig:

@@ -1,0 +1,37 @@
+"""Settings every reranker training run shares (SFT and RL): bookkeeping, evaluation, built-in data."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from rerankctl.config.base import StrictConfig
+
+
+class RankerRunSettings(StrictConfig):
+    """Logging, evaluation, checkpointing and resume settings of `train sft` and `train rl`."""
+
+    # Bookkeeping
+    logging_steps: int = Field(10, ge=1, description="Log metrics every N steps.")
+    eval_steps: int = Field(0, ge=0, description="Evaluate every N steps (0 = at the end of each epoch).")
+    save_steps: int = Field(0, ge=0, description="Checkpoint every N steps (0 = at the end of each epoch).")
+    save_total_limit: int | None = Field(
+        3, ge=1, description="Keep at most this many checkpoints (the best is kept)."
+    )
+    eval_max_queries: int | None = Field(
+        None, ge=1, description="Evaluate on at most this many held-out queries."
+    )
+    eval_batch_size: int = Field(32, ge=1, description="Documents per forward pass during evaluation.")
+    report_to: list[str] = Field(
+        default_factory=list, description="Extra trackers: wandb, tensorboard, mlflow, swanlab."
+    )
+    resume: str | None = Field(
+        None, description="Checkpoint to resume from, or 'latest' for the newest in output."
+    )
+    dataloader_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    attn_implementation: str | None = Field(
+        None, description="sdpa, eager or flash_attention_2 (default: transformers' choice)."
+    )
+
+    # Built-in data sizes (only used with builtin:synth-rerank)
+    synth_train_queries: int = Field(2000, ge=1, description="Queries in the built-in training set.")
+    synth_eval_queries: int = Field(200, ge=1, description="Queries in the built-in held-out set.")
