@@ -125,6 +125,7 @@ def build_model(cfg: RewardConfig, model_path: str, tokenizer: Any) -> Any:
 
 
 def training_arguments(cfg: RewardConfig, output_dir: Path, has_eval: bool) -> Any:
+    import torch
     from transformers import TrainingArguments
 
     eval_strategy = ("steps" if cfg.eval_steps else "epoch") if has_eval else "no"
@@ -156,6 +157,7 @@ def training_arguments(cfg: RewardConfig, output_dir: Path, has_eval: bool) -> A
         remove_unused_columns=False,
         disable_tqdm=True,
         ddp_find_unused_parameters=False,
+        dataloader_pin_memory=torch.cuda.is_available(),  # pinning without a GPU only warns, every epoch
     )
 
 
