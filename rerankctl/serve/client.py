@@ -94,6 +94,19 @@ class APIReranker:
         self._loop_state: tuple[Any, dict[int, Any], asyncio.Queue] | None = None
         self._ssl_context: Any = None
 
+    def after_fork(self) -> None:
+        """Make this client usable in a forked child process: new connections, its own cache handle.
+
+        Neither event-loop state nor an SQLite connection may cross ``fork()`` (SQLite: "do not open
+        a database, fork, then use it in the child"). The inherited handle is dropped, not closed:
+        closing it in the child could release locks the parent still holds.
+        """
+        self._loop_state = None
+        if self._cache is not None:
+            from rerankctl.serve.cache import ScoreCache
+
+            self._cache = ScoreCache(self._cache.path.parent)
+
     # -- connection state: per event loop, max_concurrency lanes of one connection each ------------
     # One single-connection httpx client per lane, handed out through a queue: httpcore's pool walks
     # every connection on each request, which costs more than the request itself at 16 connections.

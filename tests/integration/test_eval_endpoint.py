@@ -234,3 +234,32 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     bad.write_text('{"query": "q", "pos": ["a"], "neg": ["b"]}\n{"query": "q", "pos": [3], "neg": []}\n')
     code, _, err = run_cli(["eval", "--endpoints", "http://127.0.0.1:9", "--input", str(bad)], capsys)
     assert code == 2 and "bad.jsonl:2" in err and "pos[0]" in err, err
+
+
+def test_parallel_endpoints_run_in_children_whose_score_cache_persists(serve_app, tmp_path, capsys):
+    """Two endpoints, --model-workers 2: each is scored in a forked child that writes the score cache."""
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+
+    def counting(name):
+        def handler(body):
+            seen[name].append(len(body["documents"]))
+            return _by_length(body)
+
+        return handler
+
+    urls = [serve_app(_app(counting("a"))), serve_app(_app(counting("b")))]
+    args = ["eval", "--endpoints", *urls, "--datasets", "MockRerankingTask", "--model-workers", "2",
+            "--output", str(tmp_path / "r")]  # fmt: skip
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    # A one-document connection test, then the mock task's two queries of two candidates each.
+    assert sorted(seen["a"]) == sorted(seen["b"]) == [1, 2, 2], seen
+    first = json.loads((tmp_path / "r" / "eval.json").read_text())
+    assert [r["main_score"] for r in first["results"]] == [pytest.approx(0.75)] * 2
+
+    before = {k: len(v) for k, v in seen.items()}
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    # The children's cache writes reached the shared cache file: the rerun sends no documents again
+    # (at most the connection test, which is not cached).
+    assert all(len(seen[k]) - before[k] <= 1 for k in seen), seen

@@ -70,6 +70,71 @@ def test_a_failing_model_is_named_and_the_rest_is_kept():
     assert "http://127.0.0.1:1" in err.value.message and "2 task result(s)" in err.value.hint
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+def test_forked_models_give_the_thread_results_and_run_at_the_same_time(tmp_path):
+    import multiprocessing
+    import os
+
+    # Both children must be scoring at once, or the barrier (shared over fork) times out.
+    barrier = multiprocessing.get_context("fork").Barrier(2, timeout=10)
+
+    def gated(fn):
+        def score(query, docs):
+            barrier.wait()
+            return fn(query, docs)
+
+        return score
+
+    pids: dict[str, int] = {}
+    forked = evaluate_multiple_models(
+        {"long": gated(by_length), "short": gated(shortest_first)},
+        ["MockRerankingTask"],
+        model_workers=2,
+        workers=1,
+        processes=True,
+        on_result=lambda model, score: pids.setdefault(model, os.getpid()),
+    )
+    threaded = evaluate_multiple_models(
+        {"long": by_length, "short": shortest_first}, ["MockRerankingTask"], model_workers=2, processes=False
+    )
+    assert not forked.errors
+    for model in ("long", "short"):
+        assert (
+            forked.results[model]["MockRerankingTask"].metrics
+            == threaded.results[model]["MockRerankingTask"].metrics
+        )
+    assert set(pids.values()) == {os.getpid()}  # on_result runs in this process, not in the children
+
+
+def test_a_forked_model_that_fails_or_dies_is_named():
+    import os
+
+    def broken(query, docs):
+        raise ConnectionError("refused")
+
+    def dies(query, docs):
+        os._exit(7)  # as if killed: no answer comes back
+
+    out = evaluate_multiple_models(
+        {"good": by_length, "broken": broken, "dies": dies},
+        ["MockRerankingTask", "MockMultilingualRerankingTask"],
+        model_workers=2,
+        processes=True,
+    )
+    assert set(out.results["good"]) == {"MockRerankingTask", "MockMultilingualRerankingTask"}
+    assert "refused" in out.errors["broken"] and "MockRerankingTask" in out.errors["broken"]
+    assert "exit code 7" in out.errors["dies"]
+
+
+def test_endpoints_fork_other_models_use_threads():
+    from rerankctl.eval.multi import _forkable
+    from rerankctl.serve.client import APIReranker
+
+    endpoint = APIReranker("http://127.0.0.1:1", use_cache=False)
+    assert _forkable([endpoint, endpoint])
+    assert not _forkable([endpoint, by_length])
+
+
 def _gpus(*free_gib):
     return FakeGpuSource(
         devices=[GpuSnapshot(index=i, mem_used=int((80 - f) * GIB), mem_total=80 * GIB, util=10.0)
