@@ -68,7 +68,9 @@ def main() -> None:
           f"{args.threads} torch threads, load average before: {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"- command: `python bench/sft_learning.py --seeds {' '.join(map(str, args.seeds))} "
           f"--threads {args.threads}`\n")  # fmt: skip
-    print("| seed | NDCG@10 untrained | trained | gain | steps | train s | wall s | eval curve (step: NDCG@10) |")
+    print(
+        "| seed | NDCG@10 untrained | trained | gain | steps | train s | wall s | eval curve (step: NDCG@10) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---|")
     for seed, r in rows:
         curve = ", ".join(f"{s}: {v:.2f}" for s, v in r["curve"])

@@ -143,7 +143,10 @@ def eval_main(
         ),
     ] = False,
     model_workers: Annotated[
-        int, typer.Option("--model-workers", help="Models evaluated at the same time (endpoints: one process each).")
+        int,
+        typer.Option(
+            "--model-workers", help="Models evaluated at the same time (endpoints: one process each)."
+        ),
     ] = 2,
     batch_size: Annotated[
         int,
