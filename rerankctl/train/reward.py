@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from rerankctl.train.reward_base import PairwiseRewardTrainer, checkpointing_args, latest_checkpoint
+from rerankctl.train.hf_args import bookkeeping_args, checkpointing_args
+from rerankctl.train.reward_base import PairwiseRewardTrainer, latest_checkpoint
 from rerankctl.train.reward_config import BUILTIN_TINY_MODEL, RewardConfig
 
 
@@ -125,7 +126,6 @@ def build_model(cfg: RewardConfig, model_path: str, tokenizer: Any) -> Any:
 
 
 def training_arguments(cfg: RewardConfig, output_dir: Path, has_eval: bool) -> Any:
-    import torch
     from transformers import TrainingArguments
 
     eval_strategy = ("steps" if cfg.eval_steps else "epoch") if has_eval else "no"
@@ -151,13 +151,8 @@ def training_arguments(cfg: RewardConfig, output_dir: Path, has_eval: bool) -> A
         save_strategy=save_strategy,
         save_steps=cfg.save_steps or cfg.eval_steps or 500,
         save_total_limit=cfg.save_total_limit,
-        report_to=cfg.report_to or "none",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        remove_unused_columns=False,
-        disable_tqdm=True,
+        **bookkeeping_args(cfg.seed, cfg.report_to),
         ddp_find_unused_parameters=False,
-        dataloader_pin_memory=torch.cuda.is_available(),  # pinning without a GPU only warns, every epoch
     )
 
 

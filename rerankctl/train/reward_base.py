@@ -46,20 +46,6 @@ def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
     return None
 
 
-def checkpointing_args(enabled: bool) -> dict[str, Any]:
-    """TrainingArguments kwargs for activation checkpointing (the 5.2x name, else the older one)."""
-    import dataclasses
-
-    from transformers import TrainingArguments
-
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    prefix = "activation" if "activation_checkpointing" in names else "gradient"
-    return {
-        f"{prefix}_checkpointing": enabled,
-        f"{prefix}_checkpointing_kwargs": {"use_reentrant": False} if enabled else None,
-    }
-
-
 class PairwiseRewardTrainer(Trainer):
     """Base trainer for pairwise reward models (see the module docstring).
 

@@ -141,8 +141,9 @@ def build_datasets(cfg: SFTConfig, tokenizer: Any) -> tuple[Any, list[dict], int
 
 
 def training_arguments(cfg: SFTConfig, output_dir: Path, has_eval: bool) -> Any:
-    import torch
     from transformers import TrainingArguments
+
+    from rerankctl.train.hf_args import bookkeeping_args, checkpointing_args
 
     eval_strategy = "no"
     if has_eval:
@@ -165,8 +166,7 @@ def training_arguments(cfg: SFTConfig, output_dir: Path, has_eval: bool) -> Any:
         optim=cfg.optim,
         bf16=cfg.bf16,
         fp16=cfg.fp16,
-        activation_checkpointing=cfg.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        **checkpointing_args(cfg.gradient_checkpointing),
         logging_steps=cfg.logging_steps,
         eval_strategy=eval_strategy,
         eval_steps=cfg.eval_steps or None,
@@ -176,13 +176,8 @@ def training_arguments(cfg: SFTConfig, output_dir: Path, has_eval: bool) -> Any:
         metric_for_best_model="eval_ndcg@10" if has_eval else None,
         greater_is_better=True if has_eval else None,
         load_best_model_at_end=False,
-        report_to=cfg.report_to or "none",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        remove_unused_columns=False,
+        **bookkeeping_args(cfg.seed, cfg.report_to),
         dataloader_num_workers=cfg.dataloader_workers,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        disable_tqdm=True,
         save_only_model=False,
         ddp_find_unused_parameters=False,
     )

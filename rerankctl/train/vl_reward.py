@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from rerankctl.train.reward_base import PairwiseRewardTrainer, checkpointing_args, latest_checkpoint
+from rerankctl.train.hf_args import bookkeeping_args, checkpointing_args
+from rerankctl.train.reward_base import PairwiseRewardTrainer, latest_checkpoint
 from rerankctl.train.vl_reward_config import BUILTIN_SYNTH_VL, BUILTIN_TINY_VL_MODEL, VLRewardConfig
 
 
@@ -205,12 +206,7 @@ def vl_training_arguments(cfg: VLRewardConfig, run_dir: Path, has_eval: bool) ->
         save_strategy="steps" if (cfg.save_steps or cfg.eval_steps) else "epoch",
         save_steps=cfg.save_steps or cfg.eval_steps or 500,
         save_total_limit=cfg.save_total_limit,
-        report_to=cfg.report_to or "none",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        remove_unused_columns=False,
-        disable_tqdm=True,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        **bookkeeping_args(cfg.seed, cfg.report_to),
     )
 
 
