@@ -28,8 +28,8 @@ def eval_reward(
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Win rate, Kendall's tau, reward statistics, margin and length correlation; JSON + Markdown + PNG."""
+    from rerankctl.config.reward import RewardConfig
     from rerankctl.train.reward import run_reward_eval
-    from rerankctl.train.reward_config import RewardConfig
 
     cfg = RewardConfig(
         eval_only=True,

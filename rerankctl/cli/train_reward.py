@@ -205,7 +205,7 @@ def train_reward(
     about a minute.
     """
     from rerankctl.cli._config_options import finish_config
-    from rerankctl.train.reward_config import RewardConfig, apply_size
+    from rerankctl.config.reward import RewardConfig, apply_size
 
     overrides = {
         "size": size,

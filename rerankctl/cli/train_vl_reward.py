@@ -174,7 +174,7 @@ def train_vl_reward(
     [bold]--preset tiny_vl_reward[/] runs on a CPU with built-in synthetic images.
     """
     from rerankctl.cli._config_options import finish_config
-    from rerankctl.train.vl_reward_config import VLRewardConfig
+    from rerankctl.config.vl_reward import VLRewardConfig
 
     overrides = {
         "model": model,

@@ -11,8 +11,8 @@ write it last, since TOML puts every key after a table header into that table::
     command = "train sft"
     description = "Qwen3-4B, LoRA r=32, InfoNCE; one 80 GB GPU"
 
-Presets are found by name in the package's ``presets/`` folder (shipped in the
-wheel) or given as a path. Every other key must be a field of the model; unknown
+Presets are found by name in the repository's top-level ``presets/`` folder
+(shipped inside the package in the wheel) or given as a path. Every other key must be a field of the model; unknown
 keys and wrong types are rejected with the file and the key named.
 """
 
@@ -30,7 +30,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+def _presets_dir() -> Path:
+    # Installed from a wheel: `presets/` is shipped inside the package (hatch force-include);
+    # from a checkout (editable install, PYTHONPATH): it is the repository's top-level folder.
+    package = Path(__file__).resolve().parent.parent
+    inside = package / "presets"
+    return inside if inside.is_dir() else package.parent / "presets"
+
+
+PRESETS_DIR = _presets_dir()
 META_TABLE = "preset"
 
 T = TypeVar("T")

@@ -101,11 +101,11 @@ def load_causal_lm(
         kwargs["attn_implementation"] = attn_implementation
     base = adapter_base(path)
     if base is not None:
-        from peft import PeftModel
+        from rerankctl.models.peft_wrap import load_adapter
 
         base_path = base_model or base
         model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
-        model = PeftModel.from_pretrained(model, path)
+        model = load_adapter(model, path)
     else:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if device:

@@ -172,7 +172,9 @@ class RewardModel(nn.Module):
         backbone_config = AutoConfig.from_pretrained(str(path))
         backbone = AutoModel.from_config(backbone_config, dtype=dtype or torch.float32)
         if head_config.lora:
-            from peft import LoraConfig, get_peft_model
+            from peft import LoraConfig
+
+            from rerankctl.models.peft_wrap import get_peft_model
 
             backbone = get_peft_model(backbone, LoraConfig(**head_config.lora))
         model = cls(backbone, head_config, load_reward_tokenizer(path))
@@ -221,7 +223,9 @@ class RewardModel(nn.Module):
         self, r: int = 16, alpha: int = 32, dropout: float = 0.05, target_modules: list[str] | None = None
     ):
         """Wrap the backbone in a peft LoRA adapter (the value head stays fully trainable)."""
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig
+
+        from rerankctl.models.peft_wrap import get_peft_model
 
         lora = {
             "r": r,

@@ -45,9 +45,10 @@ def load_sft_model(
             which activation checkpointing with a frozen base needs.
     """
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import LoraConfig, PeftModel
 
     from rerankctl.models.loading import adapter_base, load_causal_lm
+    from rerankctl.models.peft_wrap import get_peft_model
 
     path = Path(sft_dir).expanduser()
     if not path.is_dir():

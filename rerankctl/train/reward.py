@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
+from rerankctl.config.reward import BUILTIN_TINY_MODEL, RewardConfig
 from rerankctl.train.hf_args import bookkeeping_args, checkpointing_args
 from rerankctl.train.reward_base import PairwiseRewardTrainer, latest_checkpoint
-from rerankctl.train.reward_config import BUILTIN_TINY_MODEL, RewardConfig
 
 
 class RewardTrainer(PairwiseRewardTrainer):

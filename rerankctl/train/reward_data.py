@@ -81,7 +81,7 @@ def load_preferences(
     seed: int = 42,
 ) -> tuple[list[PreferenceRecord], int]:
     """Records from ``source`` (see the module docstring) and the number of skipped records."""
-    from rerankctl.train.reward_config import BUILTIN_SYNTH_PREFERENCE
+    from rerankctl.config.reward import BUILTIN_SYNTH_PREFERENCE
 
     if source == BUILTIN_SYNTH_PREFERENCE:
         from rerankctl.data.synth import synth_preference

@@ -31,7 +31,6 @@ def summary_lines(result: Any) -> list[str]:
 
 
 def print_reward_summary(result: Any) -> None:
-    import typer
-
+    # Plain stdout: this layer sits below the CLI and must not depend on typer.
     for line in summary_lines(result):
-        typer.echo(line)
+        print(line, flush=True)

@@ -69,7 +69,9 @@ def load_model_for_training(cfg: SFTConfig, model_path: str) -> Any:
     model = load_causal_lm(model_path, dtype=torch.float32, attn_implementation=cfg.attn_implementation)
     model.config.use_cache = False
     if cfg.lora.enabled:
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig
+
+        from rerankctl.models.peft_wrap import get_peft_model
 
         if hasattr(model, "peft_config"):
             raise UsageError(

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
+from rerankctl.config.vl_reward import BUILTIN_SYNTH_VL, BUILTIN_TINY_VL_MODEL, VLRewardConfig
 from rerankctl.train.hf_args import bookkeeping_args, checkpointing_args
 from rerankctl.train.reward_base import PairwiseRewardTrainer, latest_checkpoint
-from rerankctl.train.vl_reward_config import BUILTIN_SYNTH_VL, BUILTIN_TINY_VL_MODEL, VLRewardConfig
 
 
 class VLRewardTrainer(PairwiseRewardTrainer):

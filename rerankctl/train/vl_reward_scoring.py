@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from rerankctl.train.vl_reward_config import VLRewardConfig
+from rerankctl.config.vl_reward import VLRewardConfig
 
 
 def score_vl_file(

@@ -243,9 +243,9 @@ def test_print_config_applies_size_under_flags(capsys):
 def test_lora_training_moves_only_adapter_and_head(tmp_path, tiny_qwen3_path):
     import torch
 
+    from rerankctl.config.reward import RewardConfig
     from rerankctl.models.reward import RewardModel
     from rerankctl.train.reward import run_reward
-    from rerankctl.train.reward_config import RewardConfig
 
     data = tmp_path / "d.jsonl"
     write_rule_data(data, 40)

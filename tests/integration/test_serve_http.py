@@ -287,24 +287,42 @@ def test_health_models_openapi_and_metrics(server):
     assert "# TYPE rerankctl_request_duration_seconds histogram" in text
 
 
+class GatedBackend(NoOpBackend):
+    """Holds every scoring call until the test opens the gate: no race with the clock under load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def score_pairs(self, queries, docs, instruction=None, batch_size=32):
+        assert self.gate.wait(60), "the test never opened the gate"
+        return super().score_pairs(queries, docs, instruction, batch_size)
+
+
 def test_full_queue_answers_503_with_retry_after():
-    backend = NoOpBackend(delay_s=0.3)
+    backend = GatedBackend()
     app = create_app(backend, ServeSettings(max_docs=10, max_queue_docs=10, max_wait_ms=0))
     with BackgroundServer(app) as srv:
         first = {}
 
         def slow() -> None:
             first["response"] = httpx.post(
-                srv.url + "/rerank", json={"query": "q", "documents": ["d"] * 10}, timeout=30
+                srv.url + "/rerank", json={"query": "q", "documents": ["d"] * 10}, timeout=60
             )
 
         thread = threading.Thread(target=slow)
         thread.start()
-        deadline = time.monotonic() + 10
-        while httpx.get(srv.url + "/health").json()["queued_documents"] < 10 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        busy = httpx.post(srv.url + "/rerank", json={"query": "q", "documents": ["d"]})
-        thread.join(30)
+        try:
+            # The first request's 10 documents stay admitted (queued or being scored) until the gate opens.
+            deadline = time.monotonic() + 30
+            while (
+                httpx.get(srv.url + "/health").json()["queued_documents"] < 10 and time.monotonic() < deadline
+            ):
+                time.sleep(0.01)
+            busy = httpx.post(srv.url + "/rerank", json={"query": "q", "documents": ["d"]}, timeout=30)
+        finally:
+            backend.gate.set()
+        thread.join(60)
         assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
         assert "busy" in busy.json()["message"]
         assert first["response"].status_code == 200

@@ -14,9 +14,9 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+from rerankctl.config.vl_reward import VLRewardConfig
 from rerankctl.errors import DataError
 from rerankctl.train.vl_reward import run_vl_reward
-from rerankctl.train.vl_reward_config import VLRewardConfig
 
 COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220)}
 

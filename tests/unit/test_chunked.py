@@ -45,8 +45,10 @@ def _batch(tokenizer):
 
 
 def _lora_model(path, dropout):
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
     from transformers import AutoModelForCausalLM
+
+    from rerankctl.models.peft_wrap import get_peft_model
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)

@@ -18,8 +18,10 @@ PAIRS = [
 @pytest.fixture(scope="module")
 def lora_checkpoint(tiny_qwen3_path, tmp_path_factory):
     """A LoRA adapter with non-zero weights saved next to the tiny base, as training writes it."""
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rerankctl.models.peft_wrap import get_peft_model
 
     torch.manual_seed(1)
     base = AutoModelForCausalLM.from_pretrained(str(tiny_qwen3_path))

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from rerankctl.config.presets import PRESETS_DIR, available_presets, resolve_config
+from rerankctl.config.reward import RewardConfig, apply_size
+from rerankctl.config.vl_reward import VLRewardConfig
 from rerankctl.errors import ConfigError, DependencyError
-from rerankctl.train.reward_config import RewardConfig, apply_size
-from rerankctl.train.vl_reward_config import VLRewardConfig
 
 TEXT_PRESETS = ("qwen3_0.6b_reward", "qwen3_1.7b_reward", "tiny_reward")
 VL_PRESETS = ("qwen2vl_2b_reward", "tiny_vl_reward")

@@ -137,9 +137,10 @@ def test_reference_is_the_sft_model_and_parameters_are_held_once(
 def test_an_sft_lora_adapter_is_merged_before_the_rl_adapter(
     tiny_qwen3_path, qwen3_tokenizer, groups, tmp_path
 ):
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
     from rerankctl.models.loading import load_causal_lm
+    from rerankctl.models.peft_wrap import get_peft_model
     from rerankctl.models.scoring import yes_no_scores
 
     base = load_causal_lm(str(tiny_qwen3_path), dtype=torch.float32)
