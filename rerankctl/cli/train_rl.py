@@ -81,10 +81,31 @@ def train_rl(
         ),
     ] = None,
     loss_type: Annotated[
-        str | None, typer.Option(help="grpo, dapo, dr_grpo, dpo.", rich_help_panel=_R)
+        str | None, typer.Option(help="grpo, dapo, dr_grpo, reinforce, dpo.", rich_help_panel=_R)
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="plackett-luce (rankings) or pointwise (yes/no per document).", rich_help_panel=_R),
     ] = None,
     reward_type: Annotated[
-        str | None, typer.Option(help="rank_based, ndcg_based, recall_based.", rich_help_panel=_R)
+        str | None,
+        typer.Option(
+            help="rank_based, ndcg_based, recall_based, score_based (pointwise).", rich_help_panel=_R
+        ),
+    ] = None,
+    reward_k: Annotated[
+        int | None, typer.Option(help="Cut-off of the NDCG / recall reward.", rich_help_panel=_R)
+    ] = None,
+    scale_rewards: Annotated[
+        str | None,
+        typer.Option(help="Advantage scale: group, batch, none (default by loss).", rich_help_panel=_R),
+    ] = None,
+    num_iterations: Annotated[
+        int | None,
+        typer.Option(help="Optimisation passes over each stored rollout (mu).", rich_help_panel=_R),
+    ] = None,
+    steps_per_rollout: Annotated[
+        int | None, typer.Option(help="Optimizer steps per pass over a rollout.", rich_help_panel=_R)
     ] = None,
     num_samples: Annotated[
         int | None, typer.Option(help="Rankings sampled per query (GRPO group).", rich_help_panel=_R)
@@ -117,7 +138,19 @@ def train_rl(
         bool | None,
         typer.Option(
             "--dynamic-sampling/--no-dynamic-sampling",
-            help="DAPO: drop groups whose rankings tie in reward.",
+            help="DAPO: replace groups whose samples tie in reward with fresh ones.",
+            rich_help_panel=_R,
+            show_default=False,
+        ),
+    ] = None,
+    dynamic_sampling_max_draws: Annotated[
+        int | None, typer.Option(help="DAPO refill: extra batches scored at most.", rich_help_panel=_R)
+    ] = None,
+    dpo_reference_free: Annotated[
+        bool | None,
+        typer.Option(
+            "--dpo-reference-free/--dpo-with-reference",
+            help="DPO without the reference model.",
             rich_help_panel=_R,
             show_default=False,
         ),
@@ -212,7 +245,7 @@ def train_rl(
         ),
     ] = None,
 ) -> None:
-    """RL after SFT: GRPO, DAPO, Dr.GRPO or DPO for a yes/no reranker (Plackett-Luce ranking policy).
+    """RL after SFT: GRPO, DAPO, Dr.GRPO, REINFORCE or DPO for a yes/no reranker (ranking or yes/no policy).
 
     [bold]rerankctl train rl --preset tiny_rl --sft-model RUN/final[/] continues a `train sft --preset tiny` run.
     """
@@ -235,7 +268,14 @@ def train_rl(
         "sampling": sampling,
         "filter_overlength": filter_overlength,
         "loss_type": loss_type,
+        "policy": policy,
         "reward_type": reward_type,
+        "reward_k": reward_k,
+        "scale_rewards": scale_rewards,
+        "num_iterations": num_iterations,
+        "steps_per_rollout": steps_per_rollout,
+        "dynamic_sampling_max_draws": dynamic_sampling_max_draws,
+        "dpo_reference_free": dpo_reference_free,
         "num_samples": num_samples,
         "credit": credit,
         "temperature": temperature,

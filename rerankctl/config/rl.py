@@ -14,8 +14,8 @@ from pydantic import Field, model_validator
 from rerankctl.config.run_settings import RankerRunSettings
 from rerankctl.config.sft import BUILTIN_SYNTH_DATA, LoRAConfig
 
-LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "dpo")
-REWARD_TYPES = ("rank_based", "ndcg_based", "recall_based")
+LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "reinforce", "dpo")
+REWARD_TYPES = ("rank_based", "ndcg_based", "recall_based", "score_based")
 
 
 class RLConfig(RankerRunSettings):
@@ -26,7 +26,9 @@ class RLConfig(RankerRunSettings):
         None, description="The SFT result to start from: a full model dir or a LoRA adapter dir (final/)."
     )
     base_model: str | None = Field(
-        None, description="Base model of an SFT adapter (default: the adapter's base_model_name_or_path)."
+        None,
+        description="Base model of an SFT adapter (default: the adapter's base_model_name_or_path); "
+        "without sft_model, RL starts from this base model (it is then the reference).",
     )
     data: str | None = Field(
         None,
@@ -63,11 +65,33 @@ class RLConfig(RankerRunSettings):
     )
 
     # The RL objective
-    loss_type: Literal["grpo", "dapo", "dr_grpo", "dpo"] = Field(
-        "dapo", description="Policy loss: grpo, dapo, dr_grpo (Plackett-Luce rollouts) or dpo (label pairs)."
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "reinforce", "dpo"] = Field(
+        "dapo",
+        description="Policy loss on rollouts: grpo, dapo, dr_grpo, reinforce; or dpo (candidate pairs, no rollouts).",
     )
-    reward_type: Literal["rank_based", "ndcg_based", "recall_based"] = Field(
-        "ndcg_based", description="Reward of a sampled ranking: AUC (rank_based), NDCG, or recall@R."
+    policy: Literal["plackett-luce", "pointwise"] = Field(
+        "plackett-luce",
+        description="Action space: a Plackett-Luce ranking of the scores, or a yes/no judgement per document.",
+    )
+    reward_type: Literal["rank_based", "ndcg_based", "recall_based", "score_based"] = Field(
+        "ndcg_based",
+        description="Reward: per-document AUC (rank_based), NDCG share, recall share, or yes/no agreement "
+        "with the label (score_based; pointwise policy).",
+    )
+    reward_k: int | None = Field(
+        None, ge=1, description="Cut-off of the ndcg_based (NDCG@k) and recall_based (recall@k) rewards."
+    )
+    scale_rewards: Literal["group", "batch", "none"] | None = Field(
+        None,
+        description="Advantage scale: group std, batch std or none (default: none for dr_grpo, group otherwise).",
+    )
+    num_iterations: int = Field(
+        1, ge=1, description="Optimisation passes over each stored rollout (mu); the clip acts from pass 2."
+    )
+    steps_per_rollout: int = Field(
+        1,
+        ge=1,
+        description="Optimizer steps (mini-batches of batch_size x accumulation) in one pass over a rollout.",
     )
     num_samples: int = Field(
         16, ge=2, description="Rankings sampled per query (the GRPO group); costs no extra forward pass."
@@ -90,12 +114,21 @@ class RLConfig(RankerRunSettings):
     clip_eps: float = Field(0.2, gt=0, description="PPO clip range (grpo, dr_grpo; DAPO's lower bound).")
     clip_eps_high: float = Field(0.28, gt=0, description="DAPO upper clip bound (clip-higher).")
     dapo_dynamic_sampling: bool = Field(
-        True, description="DAPO: drop query groups whose sampled rankings all earn the same reward."
+        True,
+        description="DAPO: replace query groups whose samples all earn the same reward with fresh groups from the data.",
+    )
+    dynamic_sampling_max_draws: int = Field(
+        4,
+        ge=0,
+        description="DAPO refill: extra batches scored at most per micro-batch before training on fewer groups.",
     )
     dpo_beta: float = Field(0.1, gt=0, description="DPO beta (strength of the implicit KL to the reference).")
     dpo_loss_type: Literal["sigmoid", "ipo"] = Field("sigmoid", description="DPO variant.")
     dpo_max_pairs: int | None = Field(
         None, ge=1, description="Sample at most this many (positive, negative) pairs per group (DPO)."
+    )
+    dpo_reference_free: bool = Field(
+        False, description="DPO without a reference model (reference log-probabilities 0)."
     )
 
     # Memory
@@ -136,6 +169,16 @@ class RLConfig(RankerRunSettings):
             raise ValueError(f"n_pos ({self.n_pos}) is larger than n_docs ({self.n_docs})")
         if self.n_docs == 1:
             raise ValueError("n_docs 1 cannot be ranked: use 0 (all documents) or at least 2")
+        if self.reward_type == "score_based" and self.policy != "pointwise":
+            raise ValueError("reward_type score_based rewards yes/no judgements: use policy pointwise")
+        if self.loss_type == "dpo" and self.policy != "plackett-luce":
+            raise ValueError(
+                "dpo trains on candidate pairs, not rollouts: policy applies to the other losses"
+            )
+        if self.loss_type == "reinforce" and self.num_iterations > 1:
+            raise ValueError(
+                "reinforce has no importance ratio: use grpo/dapo/dr_grpo with num_iterations > 1"
+            )
         if not self.lora.enabled:
             raise ValueError(
                 "RL trains a LoRA adapter: the reference policy is the model with the adapter disabled"

@@ -1,7 +1,10 @@
-"""`RLTrainer`: GRPO, DAPO, Dr.GRPO and DPO for a pointwise yes/no reranker after SFT.
+"""`RLTrainer`: GRPO, DAPO, Dr.GRPO, REINFORCE and DPO for a yes/no reranker after SFT.
 
-The policy (stated exactly)
----------------------------
+The policies (stated exactly)
+-----------------------------
+Two policies share the scores: ``--policy plackett-luce`` (below) and ``--policy pointwise``, the
+original tool's Bernoulli yes/no judgement of every document (:mod:`rerankctl.train.rl_policy`).
+
 For a query ``q`` with documents ``d_1..d_n`` the reranker's scores are
 ``s_i = logit_yes(q, d_i) − logit_no(q, d_i)`` (one scoring pass; no text is generated). The
 policy is **Plackett–Luce over the scores** at temperature ``τ``::
@@ -34,12 +37,31 @@ by then), normalised over the ``G`` rankings of the query at the same position (
 REINFORCE: lower variance, with the same group-mean baseline caveat as GRPO), still summing to
 zero within every query. The KL penalty is Schulman's k3 per choice between
 the policy and the reference, the same model with the RL adapter disabled
-(``model.disable_adapter()``; never a second copy). Each rollout is used for one update
-(on-policy, TRL's default), so ``old_logp = logp.detach()``: the ratio is 1 and the clip is
-inactive at the update itself; the clip statistics are still logged.
+(``model.disable_adapter()``; never a second copy).
+
+Rollouts reused (``num_iterations`` μ, TRL's name)
+--------------------------------------------------
+A rollout is what one optimizer step's micro-batches hold (``steps_per_rollout`` optimizer steps'
+worth with mini-batches of ``batch_size`` groups). Its sampled actions, their log-probabilities
+under the rollout policy (``old_logp``), the reference log-probabilities and the advantages are
+stored; the sampler (:class:`rerankctl.train.rl_data.RolloutRepeatSampler`) serves the same groups
+μ times, and each pass is ``steps_per_rollout`` optimizer steps on the stored rollout, so the ratio
+``ρ = π_θ / π_old`` moves away from 1 after the first update and the clip does its work. On the
+first pass ``old_logp`` is the detached log-probability of the very forward pass that is
+differentiated (ratio exactly 1), so ``μ = 1`` is the plain on-policy update.
+
+All scoring goes through :meth:`RLTrainer.score_rows` (policy, rollout and reference) and every
+group's samples come from its own generator seeded by (seed, global step, record index), so a
+group's rollout does not depend on its batch mates, on the world size or on a refill.
+
+DAPO's dynamic sampling refills: groups whose ``G`` rewards are all equal are dropped and further
+groups are drawn from the training data (a seeded pass of its own) and scored until the batch
+holds ``batch_size`` groups with reward variance, or ``dynamic_sampling_max_draws`` extra batches
+were scored.
 
 DPO uses no rollouts: pairs (more relevant ``c``, less relevant ``r``) within a group, with
-``log π(c ≻ r) = log σ((s_c − s_r)/τ)`` (two-document Plackett–Luce) against the reference.
+``log π(c ≻ r) = log σ((s_c − s_r)/τ)`` (two-document Plackett–Luce) against the reference
+(or, with ``dpo_reference_free``, against nothing: reference log-probabilities 0).
 
 At step 0 the RL adapter is zero (peft initialises ``lora_B = 0``), so policy = reference:
 the KL is 0 and the DPO loss is ``log 2``.
@@ -47,51 +69,82 @@ the KL is 0 and the DPO loss is ``log 2``.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from rerankctl.losses.rl import (
     compute_doc_level_advantages,
+    compute_doc_level_rewards,
     dapo_dynamic_sampling_mask,
     dapo_loss,
     dpo_loss,
     dr_grpo_loss,
     grpo_loss,
     kl_penalty,
+    reinforce_loss,
 )
 from rerankctl.train.chunked import scatter_scores
 from rerankctl.train.rl_policy import (
     choice_entropy,
     greedy_rewards,
+    judgement_doc_rewards,
+    judgement_entropy,
+    judgement_logp,
+    judgement_ranking_rewards,
     pair_logps,
     preference_pairs,
     ranking_logp,
     ranking_rewards,
     rewards_to_go,
+    sample_judgements,
     sample_rankings,
 )
 from rerankctl.train.sft import ContrastiveSFTTrainer
 
-LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "dpo")
+log = logging.getLogger(__name__)
+
+LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "reinforce", "dpo")
+POLICIES = ("plackett-luce", "pointwise")
+
+
+@dataclass
+class Rollout:
+    """One micro-batch's stored rollout: what the μ updates on it need (no tensor carries grad)."""
+
+    record_index: torch.Tensor  # [B] which groups; checked when the sampler serves them again
+    actions: tuple  # (rankings,) for Plackett-Luce; (yes, tie_break) for pointwise
+    old_logp: torch.Tensor  # [M, T] per-action log-probs under the rollout policy
+    token_mask: torch.Tensor  # [M, T] real actions that enter the loss (dynamic sampling applied)
+    advantages: torch.Tensor  # [M] or [M, T]
+    ref_logp: torch.Tensor | None
+    stats: dict[str, float] = field(default_factory=dict)
+    inputs: dict[str, Any] | None = None  # the batch the rollout was made on (after any refill)
 
 
 class RLTrainer(ContrastiveSFTTrainer):
-    """A `Trainer` whose step is an RL policy loss over Plackett–Luce rankings of yes/no scores.
+    """A `Trainer` whose step is an RL policy loss over the yes/no scores (see module docstring).
 
     Args:
-        loss_type: ``grpo``, ``dapo``, ``dr_grpo`` or ``dpo``.
-        reward_type: ``rank_based``, ``ndcg_based`` or ``recall_based``.
-        kl_coef: weight of the k3 KL penalty to the reference policy (grpo/dapo/dr_grpo).
-        kl_kind: KL estimator (``k3``, ``k1``, ``k2``).
-        num_samples: rankings sampled per query (the group of group-normalised advantages).
+        loss_type: ``grpo``, ``dapo``, ``dr_grpo``, ``reinforce`` or ``dpo``.
+        policy: ``plackett-luce`` (rankings) or ``pointwise`` (yes/no per document).
+        reward_type: ``rank_based``, ``ndcg_based``, ``recall_based`` or ``score_based`` (pointwise).
+        reward_k: cut-off of the NDCG / recall rewards (``None`` = whole list / R).
+        scale_rewards: ``group``, ``batch`` or ``none`` (``None`` = the loss's own: none for dr_grpo).
+        kl_coef, kl_kind: weight and estimator of the KL penalty to the reference.
+        num_samples: samples per query (the group of group-normalised advantages).
         temperature: ``τ`` of the policy.
         clip_eps, clip_eps_high: PPO clip (DAPO uses ``[1 − clip_eps, 1 + clip_eps_high]``).
-        dapo_dynamic_sampling: DAPO: leave out queries whose sampled rankings all tie in reward.
-        dpo_beta, dpo_loss_type, dpo_max_pairs: DPO settings.
-        log_reference_kl: compute the reference scores (one no-grad pass) every step even when
-            ``kl_coef`` is 0, so the KL to the SFT model is logged.
+        num_iterations: μ, optimisation passes over every stored rollout.
+        steps_per_rollout: optimizer steps one pass over a rollout takes.
+        dapo_dynamic_sampling: DAPO: replace groups whose samples all tie in reward.
+        dynamic_sampling_max_draws: extra batches a refill may score before it gives up.
+        dpo_beta, dpo_loss_type, dpo_max_pairs, dpo_reference_free: DPO settings.
+        log_reference_kl: score the reference every step to log the KL even at ``kl_coef`` 0.
+        credit: Plackett-Luce credit, ``reward_to_go`` or ``ranking``.
         yes_id, no_id, chunk_size, eval_groups, prompt_tokenizer, eval_batch_size: as
             :class:`ContrastiveSFTTrainer`. The model must be a peft model (``disable_adapter``).
     """
@@ -100,43 +153,63 @@ class RLTrainer(ContrastiveSFTTrainer):
         self,
         *args: Any,
         loss_type: str = "dapo",
+        policy: str = "plackett-luce",
         reward_type: str = "ndcg_based",
+        reward_k: int | None = None,
+        scale_rewards: str | None = None,
         kl_coef: float = 0.0,
         kl_kind: str = "k3",
         num_samples: int = 16,
         temperature: float = 1.0,
         clip_eps: float = 0.2,
         clip_eps_high: float = 0.28,
+        num_iterations: int = 1,
+        steps_per_rollout: int = 1,
         dapo_dynamic_sampling: bool = True,
+        dynamic_sampling_max_draws: int = 4,
         dpo_beta: float = 0.1,
         dpo_loss_type: str = "sigmoid",
         dpo_max_pairs: int | None = None,
+        dpo_reference_free: bool = False,
         log_reference_kl: bool = True,
         credit: str = "reward_to_go",
         **kwargs: Any,
     ) -> None:
         if loss_type not in LOSS_TYPES:
             raise ValueError(f"loss_type must be one of {', '.join(LOSS_TYPES)}, got {loss_type!r}")
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        if credit not in ("ranking", "reward_to_go"):
+            raise ValueError(f"credit must be 'ranking' or 'reward_to_go', got {credit!r}")
+        if reward_type == "score_based" and policy != "pointwise":
+            raise ValueError("reward_type score_based rewards yes/no judgements: use policy 'pointwise'")
+        if loss_type == "reinforce" and num_iterations > 1:
+            raise ValueError("reinforce has no importance ratio: it is only right with num_iterations 1")
         super().__init__(*args, loss_fn=None, **kwargs)
         if not hasattr(self.model, "disable_adapter"):
             raise TypeError(
                 "RLTrainer needs a peft model: the reference is the model with its adapter disabled"
             )
         self.loss_type = loss_type
+        self.policy = policy
         self.reward_type = reward_type
+        self.reward_k = reward_k
+        self.scale_rewards = scale_rewards or ("none" if loss_type == "dr_grpo" else "group")
         self.kl_coef = kl_coef
         self.kl_kind = kl_kind
         self.num_samples = num_samples
         self.temperature = temperature
         self.clip_eps = clip_eps
         self.clip_eps_high = clip_eps_high
+        self.num_iterations = num_iterations
+        self.steps_per_rollout = steps_per_rollout
         self.dapo_dynamic_sampling = dapo_dynamic_sampling
+        self.dynamic_sampling_max_draws = dynamic_sampling_max_draws
         self.dpo_beta = dpo_beta
         self.dpo_loss_type = dpo_loss_type
         self.dpo_max_pairs = dpo_max_pairs
+        self.dpo_reference_free = dpo_reference_free
         self.log_reference_kl = log_reference_kl
-        if credit not in ("ranking", "reward_to_go"):
-            raise ValueError(f"credit must be 'ranking' or 'reward_to_go', got {credit!r}")
         self.credit = credit
         # The loss is a mean over this micro-batch: let the Trainer divide by the accumulation steps.
         self.model_accepts_loss_kwargs = False
@@ -144,38 +217,297 @@ class RLTrainer(ContrastiveSFTTrainer):
         self._stat_counts: dict[str, int] = defaultdict(int)
         self.last_stats: dict[str, float] = {}
         self._rollout_key: tuple[int, int] = (-1, 0)
+        self._micro_key: tuple[int, int] = (-1, -1)
+        self._rollouts: dict[int, Rollout] = {}
+        self._active: tuple[int, Rollout | None] | None = None
+        self._refill_iter: Any = None
+
+    # ---------------------------------------------------------------- randomness
+    def group_generators(self, record_index: torch.Tensor, device: torch.device) -> list[torch.Generator]:
+        """One generator per group, seeded by (seed, global step, record index).
+
+        A group's samples then depend on nothing else: not on its batch mates, the rank, the
+        world size, chunking, dropout's use of the global RNG, resuming or a refill.
+        """
+        step = self.state.global_step
+        gens = []
+        for pos, rec in enumerate(record_index.tolist()):
+            rec = int(rec) if rec >= 0 else 10**9 + pos  # groups without an index (hand-built batches)
+            seed = ((self.args.seed * 1_000_003 + step) * 1_000_033 + rec) % (2**63)
+            gens.append(torch.Generator(device=device).manual_seed(seed))
+        return gens
 
     def rollout_generator(self, device: torch.device) -> torch.Generator:
-        """A generator seeded by (seed, global step, micro-batch, rank) for the rollouts.
-
-        Rollouts then do not depend on dropout's use of the global RNG, on chunking, or on
-        whether the run was resumed: the same step samples the same rankings.
-        """
+        """A generator seeded by (seed, global step, micro-batch) (DPO's pair sub-sampling)."""
         step, micro = self._rollout_key
         micro = micro + 1 if step == self.state.global_step else 0
         self._rollout_key = (self.state.global_step, micro)
-        seed = (
-            (self.args.seed * 1_000_003 + self.state.global_step) * 1009 + micro
-        ) * 131 + self.args.process_index
+        seed = (self.args.seed * 1_000_003 + self.state.global_step) * 1009 + micro
         return torch.Generator(device=device).manual_seed(seed % (2**63))
 
     # ---------------------------------------------------------------- the reference policy
     @property
     def needs_reference(self) -> bool:
-        return self.loss_type == "dpo" or self.kl_coef > 0 or self.log_reference_kl
+        if self.loss_type == "dpo":
+            return not self.dpo_reference_free
+        return self.kl_coef > 0 or self.log_reference_kl
+
+    @torch.no_grad()
+    def scores_no_grad(
+        self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``score_rows`` without autograd, ``chunk_size`` rows at a time."""
+        step = self.chunk_size or input_ids.shape[0]
+        pieces = []
+        with self.compute_loss_context_manager():
+            for start in range(0, input_ids.shape[0], step):
+                ids = input_ids[start : start + step]
+                attn = attention_mask[start : start + step]
+                pieces.append(self.score_rows(model, ids, attn).float())
+        return torch.cat(pieces) if pieces else torch.zeros(0, device=input_ids.device)
 
     @torch.no_grad()
     def reference_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Scores of the reference policy: the same weights with the RL adapter disabled."""
         model = self.accelerator.unwrap_model(self.model)
-        step = self.chunk_size or input_ids.shape[0]
-        pieces = []
-        with model.disable_adapter(), self.compute_loss_context_manager():
-            for start in range(0, input_ids.shape[0], step):
-                ids = input_ids[start : start + step]
-                attn = attention_mask[start : start + step]
-                pieces.append(self.score_rows(model, ids, attn).float())
-        return torch.cat(pieces)
+        with model.disable_adapter():
+            return self.scores_no_grad(model, input_ids, attention_mask)
+
+    # ---------------------------------------------------------------- rollout reuse
+    @property
+    def rollout_micro_batches(self) -> int:
+        return self.args.gradient_accumulation_steps * self.steps_per_rollout
+
+    def _get_train_sampler(self, train_dataset=None):
+        """With μ > 1, serve every rollout's groups μ times in a row (:class:`RolloutRepeatSampler`)."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.num_iterations == 1 or self.loss_type == "dpo" or not hasattr(dataset, "__len__"):
+            return super()._get_train_sampler(train_dataset)
+        from rerankctl.train.rl_data import RolloutRepeatSampler
+
+        chunk = self.args.per_device_train_batch_size * self.rollout_micro_batches * self.args.world_size
+        if len(dataset) < chunk:
+            raise ValueError(f"{len(dataset)} training groups cannot fill one rollout of {chunk} groups")
+        return RolloutRepeatSampler(len(dataset), chunk, self.num_iterations, seed=self.args.seed)
+
+    def _cycle_position(self) -> tuple[int, int]:
+        """(slot of this micro-batch in its rollout, pass over the rollout 0..μ−1)."""
+        step = self.state.global_step
+        micro = self._micro_key[1] + 1 if self._micro_key[0] == step else 0
+        self._micro_key = (step, micro)
+        cycle = step % (self.num_iterations * self.steps_per_rollout)
+        passes, step_in_pass = divmod(cycle, self.steps_per_rollout)
+        return step_in_pass * self.args.gradient_accumulation_steps + micro, passes
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.loss_type == "dpo":
+            self._active = None
+            return super().training_step(model, inputs, num_items_in_batch)
+        slot, passes = self._cycle_position()
+        stored = self._rollouts.get(slot) if passes > 0 else None
+        if stored is not None and stored.inputs is not None:
+            served = inputs.get("record_index")
+            refilled = self.loss_type == "dapo" and self.dapo_dynamic_sampling  # stored groups differ
+            if served is not None and not refilled and not torch.equal(stored.record_index, served.cpu()):
+                raise RuntimeError(
+                    f"rollout slot {slot}: the sampler served other groups than the stored rollout"
+                )
+            inputs = stored.inputs
+        else:
+            if passes > 0:  # resumed in the middle of a rollout's passes: start a fresh rollout
+                log.warning("no stored rollout for slot %d (resumed mid-rollout): sampling afresh", slot)
+            stored = None
+            if self.loss_type == "dapo" and self.dapo_dynamic_sampling:
+                inputs = self._refill(model, inputs)
+        self._active = (slot, stored)
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    # ---------------------------------------------------------------- DAPO refill
+    def _refill_batches(self):
+        """Further collated batches from the training data, for dynamic sampling's refill.
+
+        A pass of its own over the data (a permutation seeded by the seed, this rank's share), so
+        the main data order is untouched; it continues across steps and restarts when exhausted.
+        """
+        ds = self.train_dataset
+        bs = self.args.per_device_train_batch_size
+        epoch = 0
+        while True:
+            if hasattr(ds, "__len__") and hasattr(ds, "__getitem__"):
+                g = torch.Generator().manual_seed(self.args.seed * 7919 + 17 + epoch)
+                order = torch.randperm(len(ds), generator=g).tolist()
+                order = order[self.args.process_index :: self.args.world_size]
+                items = (ds[i] for i in order)
+            else:
+                items = iter(ds)
+            chunk = []
+            for item in items:
+                chunk.append(item)
+                if len(chunk) == bs:
+                    yield self.data_collator(chunk)
+                    chunk = []
+            epoch += 1
+            if epoch > 1000:
+                return
+
+    def _varied_groups(self, model: Any, batch: dict[str, Any]) -> list[int]:
+        """Groups of ``batch`` whose sampled rewards are not all equal (a no-grad rollout)."""
+        batch = self._prepare_inputs(batch)
+        rows = self.scores_no_grad(model, batch["input_ids"], batch["attention_mask"])
+        scores = scatter_scores(rows, batch["mask"])
+        rewards, group_ids = self._sample_rewards(scores, batch)
+        varied = dapo_dynamic_sampling_mask(rewards.reshape(-1).float(), group_ids.reshape(-1))
+        per_group = torch.zeros(scores.shape[0], dtype=torch.bool, device=scores.device)
+        per_group[group_ids.reshape(-1)[varied]] = True
+        return [int(i) for i in per_group.nonzero().flatten()]
+
+    def _refill(self, model: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        """DAPO dynamic sampling: keep groups with reward variance; refill the batch from the data."""
+        from rerankctl.train.rl_data import select_groups
+
+        want = int(inputs["mask"].shape[0])
+        was_training = model.training
+        model.eval()
+        try:
+            keep = [(inputs, self._varied_groups(model, inputs))]
+            have, draws = len(keep[0][1]), 0
+            while have < want and draws < self.dynamic_sampling_max_draws:
+                if self._refill_iter is None:
+                    self._refill_iter = self._refill_batches()
+                extra = next(self._refill_iter, None)
+                if extra is None:
+                    break
+                draws += 1
+                chosen = self._varied_groups(model, extra)[: want - have]
+                keep.append((extra, chosen))
+                have += len(chosen)
+        finally:
+            model.train(was_training)
+        self._refill_stats = {"refill_draws": float(draws), "kept_groups": float(have)}
+        if have == 0 or (draws == 0 and have == want):
+            return inputs  # nothing to train on, or nothing replaced
+        return select_groups(keep, self.data_collator.prompt.pad)
+
+    # ---------------------------------------------------------------- sampling and rewards
+    def _sample(self, scores: torch.Tensor, inputs: dict[str, Any]) -> tuple:
+        mask = inputs["mask"]
+        record = inputs.get("record_index")
+        if record is None:
+            record = torch.full((mask.shape[0],), -1, dtype=torch.long)
+        gens = self.group_generators(record, scores.device)
+        if self.policy == "pointwise":
+            return sample_judgements(scores, mask, self.num_samples, self.temperature, generators=gens)
+        return (sample_rankings(scores, mask, self.num_samples, self.temperature, generators=gens),)
+
+    def _sample_rewards(
+        self, scores: torch.Tensor, inputs: dict[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rewards, group ids) of a fresh sample, in the layout dynamic sampling checks."""
+        actions = self._sample(scores, inputs)
+        labels, mask = inputs["labels"].float(), inputs["mask"]
+        b = scores.shape[0]
+        if self.policy == "pointwise":
+            r = judgement_doc_rewards(*actions, labels, mask, self.reward_type, self.reward_k)
+            return r, torch.arange(b, device=r.device)[:, None, None].expand_as(r)
+        r = ranking_rewards(actions[0], labels, mask, self.reward_type, self.reward_k)
+        return r, torch.arange(b, device=r.device).repeat_interleave(self.num_samples)
+
+    def action_logp(self, scores: torch.Tensor, mask: torch.Tensor, actions: tuple) -> torch.Tensor:
+        """Per-action log-probabilities ``[M, T]`` of stored actions under ``scores`` (differentiable)."""
+        if self.policy == "pointwise":
+            return judgement_logp(scores, mask, actions[0], self.temperature)[0][:, None]
+        return ranking_logp(scores, mask, actions[0], self.temperature)[0]
+
+    @torch.no_grad()
+    def make_rollout(self, scores: torch.Tensor, ref: torch.Tensor | None, inputs: dict[str, Any]) -> Rollout:
+        """Sample actions from ``scores`` (detached) and store everything the updates need."""
+        scores = scores.detach()
+        mask, labels = inputs["mask"], inputs["labels"].float()
+        b, g, dev = scores.shape[0], self.num_samples, scores.device
+        actions = self._sample(scores, inputs)
+        stats: dict[str, float] = {}
+        if self.policy == "pointwise":
+            yes, tie = actions
+            logp, real = judgement_logp(scores, mask, yes, self.temperature)
+            doc_rewards = judgement_doc_rewards(yes, tie, labels, mask, self.reward_type, self.reward_k)
+            # Baseline per (query, document) over its G judgements: it ignores the document's own action.
+            doc_groups = torch.arange(b * mask.shape[1], device=dev).reshape(b, 1, -1).expand_as(yes)
+            advantages = compute_doc_level_advantages(
+                doc_rewards.reshape(-1).float(), doc_groups.reshape(-1), scale=self.scale_rewards, mask=real
+            )
+            kept = real.clone()
+            if self.loss_type == "dapo" and self.dapo_dynamic_sampling:
+                kept &= dapo_dynamic_sampling_mask(
+                    doc_rewards.reshape(-1).float(),
+                    torch.arange(b, device=dev)[:, None, None].expand_as(yes).reshape(-1),
+                )
+            old_logp, token_mask = logp[:, None], kept[:, None]
+            seq_rewards = judgement_ranking_rewards(yes, tie, labels, mask, self.reward_type, self.reward_k)
+            adv_groups = torch.arange(b, device=dev)[:, None, None].expand_as(yes).reshape(-1)
+            entropy = judgement_entropy(scores, mask, self.temperature).sum() / mask.sum().clamp(min=1)
+            stats["yes_fraction"] = float(yes[mask[:, None, :].expand_as(yes)].float().mean())
+        else:
+            (rankings,) = actions
+            old_logp, choice = ranking_logp(scores, mask, rankings, self.temperature)
+            seq_rewards = ranking_rewards(rankings, labels, mask, self.reward_type, self.reward_k)
+            group_ids = torch.arange(b, device=dev).repeat_interleave(g)
+            kept_seq = torch.ones_like(seq_rewards, dtype=torch.bool)
+            if self.loss_type == "dapo" and self.dapo_dynamic_sampling:
+                kept_seq = dapo_dynamic_sampling_mask(seq_rewards, group_ids)
+            token_mask = choice & kept_seq[:, None]
+            if self.credit == "reward_to_go":
+                # Advantages normalised over the G rankings of a query at the same position.
+                width = choice.shape[1]
+                togo = rewards_to_go(rankings, labels, mask, self.reward_type, self.reward_k).float()
+                slots = group_ids[:, None] * width + torch.arange(width, device=dev)[None, :]
+                advantages = compute_doc_level_advantages(togo, slots, scale=self.scale_rewards, mask=choice)
+                adv_groups = group_ids[:, None].expand(-1, width).reshape(-1)
+            else:
+                advantages = compute_doc_level_advantages(
+                    seq_rewards.float(), group_ids, scale=self.scale_rewards
+                )
+                adv_groups = group_ids
+            entropy = choice_entropy(scores, mask, rankings, self.temperature).mean()
+        ref_logp = self.action_logp(ref, mask, actions) if ref is not None else None
+        flat_adv = advantages.reshape(-1)
+        flat_mask = (
+            token_mask.reshape(-1)
+            if advantages.dim() > 1 or self.policy == "pointwise"
+            else token_mask.any(1)
+        )
+        group_sums = torch.zeros(b, dtype=torch.float64, device=dev)
+        group_sums.index_add_(0, adv_groups, flat_adv.double())
+        if self.reward_type == "score_based":
+            greedy = compute_doc_level_rewards(scores, labels, "score_based", mask).sum(1) / mask.sum(1)
+        else:
+            greedy = greedy_rewards(scores, labels, mask, self.reward_type, self.reward_k)
+        sel = flat_adv[flat_mask] if flat_mask.any() else flat_adv.new_zeros(1)
+        stats.update(
+            {
+                "reward_mean": float(seq_rewards.float().mean()),
+                "reward_std": float(seq_rewards.float().std(unbiased=False)),
+                "reward_greedy": float(greedy.mean()),
+                "advantage_mean": float(sel.mean()),
+                "advantage_std": float(sel.float().std(unbiased=False)),
+                "advantage_abs_mean": float(sel.abs().mean()),
+                "advantage_group_sum_max": float(group_sums.abs().max()),
+                "entropy": float(entropy),
+                "kept_fraction": float(token_mask.any(1).float().mean())
+                if self.policy != "pointwise"
+                else float(token_mask.sum() / max(int(real.sum()), 1)),
+            }
+        )
+        stats.update(getattr(self, "_refill_stats", {}) or {})
+        self._refill_stats = {}
+        return Rollout(
+            record_index=inputs.get("record_index", torch.full((b,), -1)).detach().cpu(),
+            actions=actions,
+            old_logp=old_logp,
+            token_mask=token_mask,
+            advantages=advantages,
+            ref_logp=ref_logp,
+            stats=stats,
+        )
 
     # ---------------------------------------------------------------- the loss
     def group_loss(self, row_scores: torch.Tensor, inputs: dict[str, Any]) -> torch.Tensor:
@@ -190,85 +522,93 @@ class RLTrainer(ContrastiveSFTTrainer):
         mask = inputs["mask"]
         labels = inputs["labels"].float()
         scores = scatter_scores(row_scores.float(), mask)
-        ref = None
-        if self.needs_reference:
-            ref_rows = self.reference_scores(inputs["input_ids"], inputs["attention_mask"])
-            ref = scatter_scores(ref_rows, mask)
         if self.loss_type == "dpo":
+            ref = None
+            if self.needs_reference:
+                ref = scatter_scores(
+                    self.reference_scores(inputs["input_ids"], inputs["attention_mask"]), mask
+                )
             return self._dpo(scores, ref, labels, mask)
-        return self._policy_gradient(scores, ref, labels, mask)
+        slot, rollout = self._active if self._active is not None else (0, None)
+        if rollout is None:
+            ref = None
+            if self.needs_reference:
+                ref_rows = self.reference_scores(inputs["input_ids"], inputs["attention_mask"])
+                ref = scatter_scores(ref_rows, mask)
+            rollout = self.make_rollout(scores, ref, inputs)
+            rollout.inputs = inputs
+            if self.num_iterations > 1:
+                self._rollouts[slot] = rollout
+        return self.policy_update_loss(scores, mask, rollout)
 
-    def _policy_gradient(self, scores, ref, labels, mask) -> tuple[torch.Tensor, dict[str, float]]:
-        b, g, tau = scores.shape[0], self.num_samples, self.temperature
-        rankings = sample_rankings(scores, mask, g, tau, generator=self.rollout_generator(scores.device))
-        logp, choice = ranking_logp(scores, mask, rankings, tau)
-        rewards = ranking_rewards(rankings, labels, mask, self.reward_type)
-        group_ids = torch.arange(b, device=scores.device).repeat_interleave(g)
-        scale = "none" if self.loss_type == "dr_grpo" else "group"
-        ref_logp = ranking_logp(ref, mask, rankings, tau)[0].detach() if ref is not None else None
-        kept = torch.ones_like(rewards, dtype=torch.bool)
-        if self.loss_type == "dapo" and self.dapo_dynamic_sampling:
-            kept = dapo_dynamic_sampling_mask(rewards, group_ids)
-        loss_mask = choice & kept[:, None]
-        if self.credit == "reward_to_go":
-            # One entry per (ranking, position): advantages normalised over the G rankings of a query
-            # at the same position, so they still sum to zero within every query.
-            width = choice.shape[1]
-            togo = rewards_to_go(rankings, labels, mask, self.reward_type).float()
-            slots = group_ids[:, None] * width + torch.arange(width, device=scores.device)[None, :]
-            advantages = compute_doc_level_advantages(togo, slots, scale=scale, mask=choice)
-            logp, loss_mask, advantages = logp.reshape(-1), loss_mask.reshape(-1), advantages.reshape(-1)
-            ref_logp = ref_logp.reshape(-1) if ref_logp is not None else None
-            adv_groups = group_ids[:, None].expand(-1, width).reshape(-1)
-        else:
-            advantages = compute_doc_level_advantages(rewards.float(), group_ids, scale=scale)
-            adv_groups = group_ids
-        old_logp = logp.detach()  # on-policy: the rollout policy is the current one
-        common = dict(ref_logp=ref_logp if self.kl_coef else None, kl_coef=self.kl_coef, kl_kind=self.kl_kind)
+    def policy_update_loss(
+        self, scores: torch.Tensor, mask: torch.Tensor, rollout: Rollout
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The clipped (or REINFORCE) loss of the stored rollout under the current scores."""
+        logp = self.action_logp(scores, mask, rollout.actions)
+        common = dict(
+            ref_logp=rollout.ref_logp if self.kl_coef else None, kl_coef=self.kl_coef, kl_kind=self.kl_kind
+        )
+        adv, tmask, old = rollout.advantages, rollout.token_mask, rollout.old_logp
         if self.loss_type == "grpo":
-            loss, stats = grpo_loss(logp, old_logp, advantages, loss_mask, clip_eps=self.clip_eps, **common)
+            loss, stats = grpo_loss(logp, old, adv, tmask, clip_eps=self.clip_eps, **common)
         elif self.loss_type == "dapo":
             loss, stats = dapo_loss(
                 logp,
-                old_logp,
-                advantages,
-                loss_mask,
+                old,
+                adv,
+                tmask,
                 eps_low=self.clip_eps,
                 eps_high=self.clip_eps_high,
                 aggregation="token",
                 **common,
             )
+        elif self.loss_type == "dr_grpo":
+            loss, stats = dr_grpo_loss(logp, old, adv, tmask, clip_eps=self.clip_eps, **common)
         else:
-            loss, stats = dr_grpo_loss(
-                logp, old_logp, advantages, loss_mask, clip_eps=self.clip_eps, **common
-            )
-        choice = choice.reshape(logp.shape)
-        with torch.no_grad():
-            group_sums = torch.zeros(b, dtype=torch.float64, device=scores.device)
-            group_sums.index_add_(0, adv_groups, advantages.double())
-            out = {
-                "loss": stats["loss"],
-                "reward_mean": float(rewards.mean()),
-                "reward_std": float(rewards.float().std(unbiased=False)),
-                "reward_greedy": float(greedy_rewards(scores, labels, mask, self.reward_type).mean()),
-                "advantage_mean": float(advantages[loss_mask].mean()) if loss_mask.any() else 0.0,
-                "advantage_std": float(advantages[loss_mask].float().std(unbiased=False))
-                if loss_mask.any()
-                else 0.0,
-                "advantage_abs_mean": float(advantages[loss_mask].abs().mean()) if loss_mask.any() else 0.0,
-                "advantage_group_sum_max": float(group_sums.abs().max()),
-                "entropy": float(choice_entropy(scores, mask, rankings, tau).mean()),
-                "clip_fraction": stats["clip_fraction"],
-                "ratio_mean": stats["ratio_mean"],
-                "approx_kl": stats["approx_kl"],
-                "kept_fraction": float(kept.float().mean()),
-            }
-            if ref_logp is not None:
-                kl = kl_penalty(logp.detach(), ref_logp, kind=self.kl_kind)
+            loss, stats = reinforce_loss(logp, adv, tmask)
+            if self.kl_coef:
+                kl = kl_penalty(logp, rollout.ref_logp, kind=self.kl_kind)
+                loss = loss + self.kl_coef * torch.where(
+                    tmask, kl, torch.zeros_like(kl)
+                ).sum() / tmask.sum().clamp(min=1)
+            with torch.no_grad():
+                ratio = torch.exp(logp.detach() - old)[tmask]
+                stats.update(
+                    clip_fraction=0.0,
+                    ratio_mean=float(ratio.mean()) if ratio.numel() else 1.0,
+                    ratio_min=float(ratio.min()) if ratio.numel() else 1.0,
+                    ratio_max=float(ratio.max()) if ratio.numel() else 1.0,
+                    approx_kl=float(kl_penalty(logp.detach(), old)[tmask].mean()) if ratio.numel() else 0.0,
+                )
+        out = dict(rollout.stats)
+        for key in (
+            "loss",
+            "clip_fraction",
+            "clip_low_fraction",
+            "clip_high_fraction",
+            "ratio_mean",
+            "ratio_min",
+            "ratio_max",
+            "approx_kl",
+        ):
+            if key in stats:
+                out[key] = stats[key]
+        if rollout.ref_logp is not None:
+            with torch.no_grad():
+                kl = kl_penalty(logp.detach(), rollout.ref_logp, kind=self.kl_kind)
+                valid = self._real_tokens(mask, rollout)
                 out["kl"] = float(
-                    torch.where(choice, kl, torch.zeros_like(kl)).sum() / choice.sum().clamp(min=1)
+                    torch.where(valid, kl, torch.zeros_like(kl)).sum() / valid.sum().clamp(min=1)
                 )
         return loss, out
+
+    def _real_tokens(self, mask: torch.Tensor, rollout: Rollout) -> torch.Tensor:
+        """Every real action of the rollout (with or without dynamic sampling's mask)."""
+        if self.policy == "pointwise":
+            b, g, n = rollout.actions[0].shape
+            return mask[:, None, :].expand(b, g, n).reshape(-1, 1)
+        return ranking_logp(torch.zeros(mask.shape, device=mask.device), mask, rollout.actions[0])[1]
 
     def _dpo(self, scores, ref, labels, mask) -> tuple[torch.Tensor, dict[str, float]]:
         gen = self.rollout_generator(scores.device) if self.dpo_max_pairs else None
@@ -276,27 +616,36 @@ class RLTrainer(ContrastiveSFTTrainer):
         if pairs[0].numel() == 0:  # no group has two different labels: nothing to prefer
             return scores.sum() * 0.0, {"loss": 0.0, "pairs": 0.0}
         pc, pr = pair_logps(scores, pairs, self.temperature)
-        rc, rr = pair_logps(ref, pairs, self.temperature)
+        if ref is None:  # reference-free DPO: log-ratios against a uniform reference (log-probs 0)
+            rc, rr = torch.zeros_like(pc), torch.zeros_like(pr)
+        else:
+            rc, rr = pair_logps(ref, pairs, self.temperature)
         loss, stats = dpo_loss(pc, pr, rc, rr, beta=self.dpo_beta, loss_type=self.dpo_loss_type)
         with torch.no_grad():
-            # Exact KL between the two-document policies (Bernoulli over the pair's order).
-            p, q = pc.detach().exp(), rc.exp()
-            kl = p * (pc.detach() - rc) + (1 - p) * (pr.detach() - rr)
-            stats.update(
-                {
-                    "kl": float(kl.mean()),
-                    "pairs": float(pairs[0].numel()),
-                    "pair_accuracy": float((p > 0.5).float().mean()),
-                    "reference_pair_accuracy": float((q > 0.5).float().mean()),
-                }
-            )
+            p = pc.detach().exp()
+            stats.update({"pairs": float(pairs[0].numel()), "pair_accuracy": float((p > 0.5).float().mean())})
+            if ref is not None:
+                # Exact KL between the two-document policies (Bernoulli over the pair's order).
+                q = rc.exp()
+                kl = p * (pc.detach() - rc) + (1 - p) * (pr.detach() - rr)
+                stats.update(
+                    {"kl": float(kl.mean()), "reference_pair_accuracy": float((q > 0.5).float().mean())}
+                )
         return loss, stats
 
     # ---------------------------------------------------------------- logging
+    # Logged as the extreme over the logging window, not the mean of the micro-batches' extremes.
+    _EXTREMES = {"ratio_min": min, "ratio_max": max}
+
     def _record(self, stats: dict[str, float]) -> None:
         self.last_stats = dict(stats)
         for key, value in stats.items():
             if key == "loss":
+                continue
+            if key in self._EXTREMES:
+                old = self._stat_sums.get(key)
+                self._stat_sums[key] = float(value) if old is None else self._EXTREMES[key](old, float(value))
+                self._stat_counts[key] = 1
                 continue
             self._stat_sums[key] += float(value)
             self._stat_counts[key] += 1

@@ -1,4 +1,7 @@
-"""The RL policy of a yes/no reranker: Plackett–Luce rankings over its scores.
+"""The RL policies of a yes/no reranker: Plackett–Luce rankings, or pointwise yes/no judgements.
+
+**Plackett–Luce** (``--policy plackett-luce``, the default) is described first; **pointwise**
+(``--policy pointwise``) at :func:`sample_judgements`.
 
 For a query group with documents ``d_1..d_n`` the reranker gives scores
 ``s_i = logit_yes − logit_no`` (one scoring pass, no text generation). The policy is the
@@ -28,16 +31,35 @@ from torch import Tensor
 NEG = -1e30  # "minus infinity" that keeps logcumsumexp and gradients finite
 
 
+def group_uniforms(
+    shape: tuple[int, int, int],
+    device: torch.device,
+    generator: torch.Generator | None = None,
+    generators: list[torch.Generator] | None = None,
+) -> Tensor:
+    """Uniform noise ``[B, G, N]``: from one ``generator``, or group ``b`` from ``generators[b]``.
+
+    Per-group generators make a group's samples independent of which other groups share its
+    batch (and so of the world size and of dynamic-sampling refills).
+    """
+    if generators is None:
+        return torch.rand(shape, generator=generator, device=device)
+    if len(generators) != shape[0]:
+        raise ValueError(f"{len(generators)} generators for {shape[0]} groups")
+    return torch.stack([torch.rand(shape[1:], generator=g, device=device) for g in generators])
+
+
 def sample_rankings(
     scores: Tensor,
     mask: Tensor,
     num_samples: int,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
+    generators: list[torch.Generator] | None = None,
 ) -> Tensor:
     """``num_samples`` Plackett–Luce rankings per group: indices ``[B, G, N]`` (padding last)."""
     z = scores.detach().float() / temperature
-    u = torch.rand((z.shape[0], num_samples, z.shape[1]), generator=generator, device=z.device)
+    u = group_uniforms((z.shape[0], num_samples, z.shape[1]), z.device, generator, generators)
     gumbel = -torch.log(-torch.log(u.clamp(min=1e-20, max=1.0 - 1e-7)))
     keys = (z[:, None, :] + gumbel).masked_fill(~mask[:, None, :], float("-inf"))
     return torch.sort(keys, dim=-1, descending=True, stable=True).indices
@@ -90,7 +112,9 @@ def ranks_of(rankings: Tensor) -> Tensor:
     return torch.empty_like(rankings).scatter_(-1, rankings, pos)
 
 
-def ranking_rewards(rankings: Tensor, labels: Tensor, mask: Tensor, reward_type: str) -> Tensor:
+def ranking_rewards(
+    rankings: Tensor, labels: Tensor, mask: Tensor, reward_type: str, k: int | None = None
+) -> Tensor:
     """Reward of each sampled ranking ``[B*G]`` from the per-document rewards of the loss library.
 
     ``ndcg_based`` and ``recall_based`` sum the per-document shares (= NDCG, = recall@R);
@@ -102,13 +126,15 @@ def ranking_rewards(rankings: Tensor, labels: Tensor, mask: Tensor, reward_type:
     pseudo_scores = -ranks_of(rankings).float().reshape(b * g, n)  # higher = earlier
     lab = labels[:, None, :].expand(b, g, n).reshape(b * g, n).float()
     msk = mask[:, None, :].expand(b, g, n).reshape(b * g, n)
-    per_doc = compute_doc_level_rewards(pseudo_scores, lab, reward_type, msk)
+    per_doc = compute_doc_level_rewards(pseudo_scores, lab, reward_type, msk, k=k)
     if reward_type == "rank_based":
         return per_doc.sum(1) / msk.sum(1).clamp(min=1).to(per_doc.dtype)
     return per_doc.sum(1)
 
 
-def rewards_to_go(rankings: Tensor, labels: Tensor, mask: Tensor, reward_type: str) -> Tensor:
+def rewards_to_go(
+    rankings: Tensor, labels: Tensor, mask: Tensor, reward_type: str, k: int | None = None
+) -> Tensor:
     """Reward still to be earned from each choice on: ``[B*G, N-1]``, position ``k`` = Σ of the
     per-document rewards of the documents placed at positions ``≥ k``.
 
@@ -123,19 +149,21 @@ def rewards_to_go(rankings: Tensor, labels: Tensor, mask: Tensor, reward_type: s
     pseudo_scores = -ranks_of(rankings).float().reshape(b * g, n)
     lab = labels[:, None, :].expand(b, g, n).reshape(b * g, n).float()
     msk = mask[:, None, :].expand(b, g, n).reshape(b * g, n)
-    per_doc = compute_doc_level_rewards(pseudo_scores, lab, reward_type, msk)
+    per_doc = compute_doc_level_rewards(pseudo_scores, lab, reward_type, msk, k=k)
     if reward_type == "rank_based":
         per_doc = per_doc / msk.sum(1, keepdim=True).clamp(min=1).to(per_doc.dtype)
     in_order = torch.gather(per_doc, 1, rankings.reshape(b * g, n))
     return in_order.flip(-1).cumsum(-1).flip(-1)[:, : n - 1]
 
 
-def greedy_rewards(scores: Tensor, labels: Tensor, mask: Tensor, reward_type: str) -> Tensor:
+def greedy_rewards(
+    scores: Tensor, labels: Tensor, mask: Tensor, reward_type: str, k: int | None = None
+) -> Tensor:
     """Reward of the deterministic ranking (sort by score) per group ``[B]``: what inference gets."""
     order = torch.sort(
         scores.detach().float().masked_fill(~mask, float("-inf")), dim=1, descending=True, stable=True
     ).indices
-    return ranking_rewards(order[:, None, :], labels, mask, reward_type)
+    return ranking_rewards(order[:, None, :], labels, mask, reward_type, k)
 
 
 def preference_pairs(
@@ -169,3 +197,88 @@ def pair_logps(
     group, chosen, rejected = pairs
     diff = (scores[group, chosen].float() - scores[group, rejected].float()) / temperature
     return torch.nn.functional.logsigmoid(diff), torch.nn.functional.logsigmoid(-diff)
+
+
+# ------------------------------------------------------------------------------------ pointwise
+# The original tool's policy: every document's yes/no judgement is an action of its own,
+#
+#     a_i ~ Bernoulli(p_i),   p_i = σ(s_i / τ),   log π(a_i) = log σ(±s_i / τ)
+#
+# (``+`` for "yes"). ``s_i`` is the yes − no logit, so ``log σ(s_i)`` is exactly the log-probability
+# of "yes" under the two-token softmax. A rollout samples ``G`` judgements of every document; the
+# ranking a rollout stands for puts its "yes" documents first, ties broken by independent uniform
+# noise (so the document order of the data cannot leak into the reward). Each document's reward is a
+# document-level reward of that ranking (``rank_based``, ``ndcg_based``, ``recall_based``) or of the
+# judgement itself (``score_based``); its advantage is normalised over the ``G`` judgements of the
+# same (query, document): a baseline that does not depend on the document's own action.
+
+
+def sample_judgements(
+    scores: Tensor,
+    mask: Tensor,
+    num_samples: int,
+    temperature: float = 1.0,
+    generators: list[torch.Generator] | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """``G`` yes/no judgements per document: ``(yes[B, G, N] bool, tie_break[B, G, N])``.
+
+    One uniform decides each judgement (``u < p``), a second breaks ties within the "yes" and the
+    "no" block of the ranking the rollout stands for. Padding is always "no".
+    """
+    b, n = scores.shape
+    p = torch.sigmoid(scores.detach().float() / temperature)
+    u = group_uniforms((b, 2 * num_samples, n), scores.device, generator, generators)
+    yes = (u[:, :num_samples] < p[:, None, :]) & mask[:, None, :]
+    return yes, u[:, num_samples:]
+
+
+def judgement_logp(
+    scores: Tensor, mask: Tensor, yes: Tensor, temperature: float = 1.0
+) -> tuple[Tensor, Tensor]:
+    """``(logp[B*G*N], mask[B*G*N])``: log-probability of each sampled judgement, differentiable."""
+    b, g, n = yes.shape
+    z = scores.float()[:, None, :] / temperature
+    logp = torch.nn.functional.logsigmoid(torch.where(yes, z, -z))
+    real = mask[:, None, :].expand(b, g, n)
+    return logp.reshape(-1), real.reshape(-1)
+
+
+def judgement_entropy(scores: Tensor, mask: Tensor, temperature: float = 1.0) -> Tensor:
+    """Bernoulli entropy of every real document's judgement ``[B, N]`` (0 at padding), nats."""
+    z = scores.detach().float() / temperature
+    p = torch.sigmoid(z)
+    h = -(p * torch.nn.functional.logsigmoid(z) + (1 - p) * torch.nn.functional.logsigmoid(-z))
+    return torch.where(mask, h, torch.zeros_like(h))
+
+
+def judgement_rankings(yes: Tensor, tie_break: Tensor, mask: Tensor) -> Tensor:
+    """The ranking each rollout stands for ``[B, G, N]``: "yes" documents first, random ties."""
+    keys = (yes.float() + 0.5 * tie_break).masked_fill(~mask[:, None, :], float("-inf"))
+    return torch.sort(keys, dim=-1, descending=True, stable=True).indices
+
+
+def judgement_doc_rewards(
+    yes: Tensor, tie_break: Tensor, labels: Tensor, mask: Tensor, reward_type: str, k: int | None = None
+) -> Tensor:
+    """Per-document reward of every sampled judgement ``[B, G, N]`` (0 at padding)."""
+    from rerankctl.losses.rl import compute_doc_level_rewards, judgement_rewards
+
+    if reward_type == "score_based":
+        return judgement_rewards(yes, labels, mask)
+    b, g, n = yes.shape
+    rankings = judgement_rankings(yes, tie_break, mask)
+    pseudo = -ranks_of(rankings).float().reshape(b * g, n)
+    lab = labels[:, None, :].expand(b, g, n).reshape(b * g, n).float()
+    msk = mask[:, None, :].expand(b, g, n).reshape(b * g, n)
+    return compute_doc_level_rewards(pseudo, lab, reward_type, msk, k=k).reshape(b, g, n)
+
+
+def judgement_ranking_rewards(
+    yes: Tensor, tie_break: Tensor, labels: Tensor, mask: Tensor, reward_type: str, k: int | None = None
+) -> Tensor:
+    """Reward of the ranking each rollout stands for ``[B*G]`` (for logging beside Plackett–Luce's)."""
+    if reward_type == "score_based":
+        per_doc = judgement_doc_rewards(yes, tie_break, labels, mask, reward_type, k)
+        return (per_doc.sum(-1) / mask.sum(-1, keepdim=True).clamp(min=1)).reshape(-1)
+    return ranking_rewards(judgement_rankings(yes, tie_break, mask), labels, mask, reward_type, k)

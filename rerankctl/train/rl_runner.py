@@ -66,6 +66,11 @@ def build_rl_datasets(cfg: RLConfig, tokenizer: Any) -> tuple[Any, list[dict], i
                 "--streaming needs --max-steps", hint="a stream has no length to count epochs by"
             )
         train: Any = StreamingRLRerankDataset(train_source, instruction=cfg.instruction, **group_kwargs)
+        if cfg.num_iterations > 1 and cfg.loss_type != "dpo":
+            from rerankctl.train.rl_data import RepeatChunks
+
+            chunk = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.steps_per_rollout
+            train = RepeatChunks(train, chunk, cfg.num_iterations)
     else:
         base = RLRerankDataset(train_source, **group_kwargs)
         dropped = base.filter_overlength(tokenizer, cfg.max_length) if cfg.filter_overlength else 0
@@ -84,7 +89,14 @@ def trainer_options(cfg: RLConfig) -> dict[str, Any]:
     """The RL keyword arguments of :class:`RLTrainer` from the config."""
     return {
         "loss_type": cfg.loss_type,
+        "policy": cfg.policy,
         "reward_type": cfg.reward_type,
+        "reward_k": cfg.reward_k,
+        "scale_rewards": cfg.scale_rewards,
+        "num_iterations": cfg.num_iterations,
+        "steps_per_rollout": cfg.steps_per_rollout,
+        "dynamic_sampling_max_draws": cfg.dynamic_sampling_max_draws,
+        "dpo_reference_free": cfg.dpo_reference_free,
         "kl_coef": cfg.kl_coef,
         "kl_kind": cfg.kl_kind,
         "log_reference_kl": cfg.log_reference_kl,
@@ -131,13 +143,15 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
     from rerankctl.train.rl import RLTrainer
     from rerankctl.train.rl_data import RLCollator
 
-    if not cfg.sft_model:
+    if not cfg.sft_model and not cfg.base_model:
         raise UsageError(
-            "no SFT model", hint="pass --sft-model DIR (the final/ folder of `rerankctl train sft`)"
+            "no model to start from",
+            hint="pass --sft-model DIR (the final/ folder of `rerankctl train sft`) or --base-model DIR",
         )
+    start = cfg.sft_model or cfg.base_model
     quiet_libraries()
     set_seed(cfg.seed)
-    tokenizer = load_tokenizer(cfg.sft_model)
+    tokenizer = load_tokenizer(start)
     prompt = PromptTokenizer(tokenizer, max_length=cfg.max_length)
     train_ds, eval_groups, dropped = build_rl_datasets(cfg, tokenizer)
 
@@ -152,14 +166,15 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
         )
         size = len(train_ds) if hasattr(train_ds, "__len__") else "streamed"
         writer.log_event(
-            f"sft model {cfg.sft_model}; {cfg.loss_type} with {cfg.reward_type} rewards; "
+            f"{'sft' if cfg.sft_model else 'base'} model {start}; {cfg.loss_type} ({cfg.policy}) with "
+            f"{cfg.reward_type} rewards, {cfg.num_iterations} pass(es) per rollout; "
             f"{size} training queries; {len(eval_groups)} eval queries"
             + (f"; {dropped} over-long documents dropped" if dropped else "")
         )
     with run_status(writer, store):
         model = load_sft_model(
-            cfg.sft_model,
-            cfg.base_model,
+            start,
+            cfg.base_model if cfg.sft_model else None,
             lora=cfg.lora,
             attn_implementation=cfg.attn_implementation,
             gradient_checkpointing=cfg.gradient_checkpointing,

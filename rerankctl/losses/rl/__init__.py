@@ -9,7 +9,7 @@ from rerankctl.losses.rl.dr_grpo import dr_grpo_loss
 from rerankctl.losses.rl.grpo import grpo_loss
 from rerankctl.losses.rl.kl import kl_penalty
 from rerankctl.losses.rl.reinforce import reinforce_loss
-from rerankctl.losses.rl.rewards import compute_doc_level_rewards
+from rerankctl.losses.rl.rewards import compute_doc_level_rewards, judgement_rewards
 
 __all__ = [
     "compute_doc_level_advantages",
@@ -19,6 +19,7 @@ __all__ = [
     "dpo_loss",
     "dr_grpo_loss",
     "grpo_loss",
+    "judgement_rewards",
     "kl_penalty",
     "reinforce_loss",
 ]

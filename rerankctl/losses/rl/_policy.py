@@ -3,7 +3,8 @@
 Shapes: ``logp`` and ``old_logp`` are per-document log-probabilities under the current
 policy and the rollout (old) policy, either ``[M]`` (one action per document, e.g. the
 yes/no token of a reranker) or ``[M, T]`` (``T`` tokens per document, with ``mask[M, T]``
-True for real tokens). ``advantages`` is ``[M]``, one per document, broadcast over tokens.
+True for real tokens). ``advantages`` is ``[M]``, one per document, broadcast over tokens,
+or ``[M, T]``, one per token (e.g. reward-to-go credit of each ranking position).
 Advantages and ``old_logp`` never carry gradient.
 """
 
@@ -23,9 +24,10 @@ def as_tokens(
         raise ValueError(f"{name}: old_logp shape {tuple(old_logp.shape)} != logp {tuple(logp.shape)}")
     if logp.dim() not in (1, 2):
         raise ValueError(f"{name}: logp must be [M] or [M, T], got {tuple(logp.shape)}")
-    if advantages.shape != logp.shape[:1]:
+    if advantages.shape != logp.shape[:1] and advantages.shape != logp.shape:
         raise ValueError(
-            f"{name}: advantages must be [M] = {tuple(logp.shape[:1])}, got {tuple(advantages.shape)}"
+            f"{name}: advantages must be [M] = {tuple(logp.shape[:1])} or like logp, "
+            f"got {tuple(advantages.shape)}"
         )
     if mask is None:
         mask = torch.ones_like(logp, dtype=torch.bool)
@@ -38,7 +40,8 @@ def as_tokens(
     # masked_fill first: padded tokens may hold garbage (inf) and must get exactly zero gradient.
     lp = logp.to(dtype).masked_fill(~mask, 0.0)
     old = old_logp.detach().to(dtype).masked_fill(~mask, 0.0)
-    adv = advantages.detach().to(dtype)[:, None]
+    adv = advantages.detach().to(dtype)
+    adv = adv[:, None] if adv.dim() == 1 else adv.masked_fill(~mask, 0.0)
     return lp, old, adv, mask
 
 
@@ -116,6 +119,7 @@ def policy_loss(
     with torch.no_grad():
         approx = kl_penalty(lp, old, kind="k3")
         n = max(int(m.sum().item()), 1)
+        real_ratio = ratio[m]
         stats.update(
             {
                 "loss": float(loss.item()),
@@ -123,8 +127,10 @@ def policy_loss(
                 "clip_low_fraction": _fraction(clip_low, m),
                 "clip_high_fraction": _fraction(clip_high, m),
                 "ratio_mean": float(torch.where(m, ratio, torch.zeros_like(ratio)).sum().item()) / n,
+                "ratio_min": float(real_ratio.min().item()) if real_ratio.numel() else 1.0,
+                "ratio_max": float(real_ratio.max().item()) if real_ratio.numel() else 1.0,
                 "approx_kl": float(torch.where(m, approx, torch.zeros_like(approx)).sum().item()) / n,
-                "advantage_mean": float(adv.mean().item()) if adv.numel() else 0.0,
+                "advantage_mean": float(adv.expand_as(m)[m].mean().item()) if m.any() else 0.0,
             }
         )
     return loss, stats

@@ -12,8 +12,14 @@ equally, so long outputs are not under-weighted. DAPO drops the KL term; ``kl_co
 kept for experiments (default 0).
 
 Dynamic sampling: groups whose rewards are all equal have zero advantage everywhere and
-only shrink the batch's effective size; :func:`dapo_dynamic_sampling_mask` marks them so the
-trainer can drop them (and sample more).
+only shrink the batch's effective size; :func:`dapo_dynamic_sampling_mask` marks them. This
+function only marks; the refill is the trainer's job (:class:`rerankctl.train.rl.RLTrainer`
+drops such groups and draws further query groups from the training data until the batch is
+full again or ``dynamic_sampling_max_draws`` extra batches were scored, as the paper's
+``max_num_gen_batches``).
+
+Overlong reward shaping (the paper's soft penalty on truncated responses) does not apply:
+a reranker generates no text, every action has a fixed length.
 
 Paper: Qiying Yu et al., "DAPO: An Open-Source LLM Reinforcement Learning System at
 Scale", arXiv:2503.14476.

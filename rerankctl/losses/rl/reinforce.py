@@ -15,7 +15,8 @@ Connectionist Reinforcement Learning", Machine Learning 8 (1992); for LLMs: Ahma
 al., "Back to Basics: Revisiting REINFORCE Style Optimization for Learning from Human
 Feedback in LLMs", arXiv:2402.14740.
 
-Inputs: ``logp[M]`` or ``[M, T]`` (with ``mask``), ``advantages[M]``.
+Inputs: ``logp[M]`` or ``[M, T]`` (with ``mask``), ``advantages[M]`` (or ``[M, T]``: then
+``loss = −mean_i Σ_t A_{i,t} logp_{i,t}``, per-token credit such as reward-to-go).
 
 Returns: ``(loss, stats)`` with ``loss``, ``logp_mean`` (per-document sequence log-prob),
 ``advantage_mean``.
@@ -48,13 +49,15 @@ def reinforce_loss(
     lp, _, adv, m = as_tokens(logp, logp.detach(), advantages, mask, "reinforce_loss")
     seq_logp = torch.where(m, lp, torch.zeros_like(lp)).sum(1)
     has_tokens = m.any(1)
-    per_doc = torch.where(has_tokens, -adv[:, 0] * seq_logp, torch.zeros_like(seq_logp))
+    # Σ_t A_{i,t} logp_{i,t}: equals A_i Σ_t logp_{i,t} when the advantage is per document.
+    weighted = torch.where(m, adv.expand_as(lp) * lp, torch.zeros_like(lp)).sum(1)
+    per_doc = torch.where(has_tokens, -weighted, torch.zeros_like(seq_logp))
     loss = per_doc.sum() / has_tokens.sum().clamp(min=1).to(lp.dtype)
     with torch.no_grad():
         n = max(int(has_tokens.sum().item()), 1)
         stats = {
             "loss": float(loss.item()),
             "logp_mean": float(seq_logp[has_tokens].sum().item()) / n,
-            "advantage_mean": float(adv.mean().item()) if adv.numel() else 0.0,
+            "advantage_mean": float(adv.expand_as(m)[m].mean().item()) if m.any() else 0.0,
         }
     return loss, stats
