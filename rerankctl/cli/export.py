@@ -8,7 +8,10 @@ import typer
 
 
 def export(
-    checkpoint: Annotated[str, typer.Argument(help="A training run's final/ or checkpoint-N/ directory.")],
+    checkpoint: Annotated[
+        str | None, typer.Argument(help="A training run's final/ or checkpoint-N/ directory.")
+    ] = None,
+    *,
     output: Annotated[str, typer.Option("--output", "-o", help="Directory to write.")],
     merge_lora: Annotated[
         bool, typer.Option("--merge-lora", help="Merge the LoRA adapter into the base weights.")
@@ -19,9 +22,36 @@ def export(
     base_model: Annotated[
         str | None, typer.Option(help="Base model, when the adapter's recorded path moved.")
     ] = None,
+    from_gguf: Annotated[
+        str | None,
+        typer.Option(
+            "--from-gguf",
+            help="Import a GGUF file (dequantised to fp32) as a plain Hugging Face model directory.",
+        ),
+    ] = None,
 ) -> None:
-    """Export a trained reranker as a standalone model directory."""
+    """Export a trained reranker as a standalone model directory (or import a GGUF model)."""
     from rerankctl.errors import UsageError
+
+    if from_gguf is not None:
+        if checkpoint is not None or merge_lora or to != "causal-lm":
+            raise UsageError(
+                "--from-gguf takes no checkpoint, --merge-lora or --to",
+                hint="rerankctl export --from-gguf FILE.gguf -o DIR",
+            )
+        if not from_gguf.lower().endswith(".gguf"):
+            raise UsageError(
+                f"--from-gguf {from_gguf}: not a .gguf file", hint="give the path of a .gguf file"
+            )
+        from rerankctl.models.loading import import_gguf
+
+        path = import_gguf(from_gguf, output)
+        typer.echo(f"wrote Hugging Face model to {path} (use it as --model {path})")
+        return
+    if checkpoint is None:
+        raise UsageError(
+            "missing CHECKPOINT", hint="rerankctl export CHECKPOINT -o DIR --merge-lora, or --from-gguf FILE"
+        )
 
     if to not in ("causal-lm", "seq-cls"):
         raise UsageError(f"--to {to}: unknown target", hint="use causal-lm or seq-cls")
