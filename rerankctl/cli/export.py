@@ -29,6 +29,15 @@ def export(
             help="Import a GGUF file (dequantised to fp32) as a plain Hugging Face model directory.",
         ),
     ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(
+            help="Token limit written into the export (default: the training run's max_length, else 512)."
+        ),
+    ] = None,
+    instruction: Annotated[
+        str | None, typer.Option(help="Default instruction of the export's chat template (seq-cls).")
+    ] = None,
 ) -> None:
     """Export a trained reranker as a standalone model directory (or import a GGUF model)."""
     from rerankctl.errors import UsageError
@@ -55,17 +64,21 @@ def export(
 
     if to not in ("causal-lm", "seq-cls"):
         raise UsageError(f"--to {to}: unknown target", hint="use causal-lm or seq-cls")
+    if max_length is not None and max_length < 64:
+        raise UsageError(f"--max-length {max_length}: too short", hint="use 64 or more")
     if to == "seq-cls":
         from rerankctl.models.export import to_seq_cls
 
-        path = to_seq_cls(checkpoint, output, base_model=base_model)
+        path = to_seq_cls(
+            checkpoint, output, base_model=base_model, max_length=max_length, instruction=instruction
+        )
         typer.echo(f"wrote sequence-classification reranker to {path} (score = logit_yes - logit_no)")
         return
     if not merge_lora:
         raise UsageError("nothing to do", hint="add --merge-lora, or --to seq-cls")
     from rerankctl.models.export import merge_lora as do_merge
 
-    path = do_merge(checkpoint, output, base_model=base_model)
+    path = do_merge(checkpoint, output, base_model=base_model, max_length=max_length, instruction=instruction)
     typer.echo(f"wrote merged model to {path}")
 
 

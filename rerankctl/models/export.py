@@ -4,8 +4,13 @@
 ``*ForSequenceClassification`` model with ``num_labels = 1`` whose single score row
 is ``W[yes] - W[no]``. Its logit for a prompt is then exactly
 ``logit_yes - logit_no`` at the last token, which vLLM (``--task score``), TEI,
-Infinity and sentence-transformers' ``CrossEncoder`` serve natively. Inputs must
-still be formatted with the Qwen3-Reranker prompt (``rerankctl.data.prompt``).
+Infinity and sentence-transformers' ``CrossEncoder`` serve natively.
+
+The export's tokenizer carries :func:`rerankctl.models.reranker_template.reranker_chat_template`
+instead of the base tokenizer's ChatML template, so consumers that render (query, document) pairs
+through a chat template (sentence-transformers v6 ``CrossEncoder``, vLLM's score API) see exactly
+the Qwen3-Reranker prompt rerankctl scores; ``model_max_length`` is the length the model was trained
+at, so their truncation cuts where rerankctl's does. Both exports get a model card (``README.md``).
 """
 
 from __future__ import annotations
@@ -45,9 +50,20 @@ def load_merged(checkpoint: str | Path, base_model: str | None = None) -> tuple[
     return model, load_tokenizer(checkpoint)
 
 
-def merge_lora(checkpoint: str | Path, output: str | Path, base_model: str | None = None) -> Path:
-    """Write the base model with the adapter merged in (a plain HF model directory)."""
+def merge_lora(
+    checkpoint: str | Path,
+    output: str | Path,
+    base_model: str | None = None,
+    max_length: int | None = None,
+    instruction: str | None = None,
+) -> Path:
+    """Write the base model with the adapter merged in (a plain HF model directory).
+
+    This keeps the yes/no causal-LM form the original Qwen3-Reranker consumers expect (its
+    tokenizer keeps the base chat template: generation still works).
+    """
     from rerankctl.models.loading import adapter_base
+    from rerankctl.models.model_card import write_model_card
 
     if adapter_base(checkpoint) is None:
         raise UsageError(
@@ -58,6 +74,13 @@ def merge_lora(checkpoint: str | Path, output: str | Path, base_model: str | Non
     try:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
+        write_model_card(
+            tmp,
+            checkpoint,
+            form="causal-lm",
+            max_length=max_length or _trained_max_length(checkpoint),
+            instruction=instruction,
+        )
         return _publish(tmp, Path(output))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -71,15 +94,41 @@ def seq_cls_architecture(causal_arch: str) -> str:
     return causal_arch.removesuffix("ForCausalLM") + "ForSequenceClassification"
 
 
-def to_seq_cls(checkpoint: str | Path, output: str | Path, base_model: str | None = None) -> Path:
-    """Write a ``*ForSequenceClassification`` model whose one score row is ``W_yes - W_no``."""
+def _trained_max_length(checkpoint: str | Path) -> int | None:
+    """The ``max_length`` the run that wrote ``checkpoint`` trained at (from the run store)."""
+    from rerankctl.models.model_card import find_run
+
+    run = find_run(checkpoint)
+    value = (run.config or {}).get("max_length") if run is not None else None
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def to_seq_cls(
+    checkpoint: str | Path,
+    output: str | Path,
+    base_model: str | None = None,
+    max_length: int | None = None,
+    instruction: str | None = None,
+) -> Path:
+    """Write a ``*ForSequenceClassification`` model whose one score row is ``W_yes - W_no``.
+
+    Args:
+        max_length: token limit written as the tokenizer's ``model_max_length`` (default: the
+            training run's ``max_length`` from the run store, else 512).
+        instruction: the template's default instruction (default: the web-search one).
+    """
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from rerankctl.data.prompt import get_yes_no_token_ids
+    from rerankctl.data.prompt import PromptTokenizer, get_yes_no_token_ids
+    from rerankctl.models.model_card import write_model_card
+    from rerankctl.models.reranker_template import reranker_chat_template
     from rerankctl.models.scoring import decoder_and_head
 
+    max_length = max_length or _trained_max_length(checkpoint) or 512
+
     causal, tokenizer = load_merged(checkpoint, base_model)
+    PromptTokenizer(tokenizer, max_length=max_length)  # refuses a max_length the prompt cannot fit
     yes_id, no_id = get_yes_no_token_ids(tokenizer)
     arch = seq_cls_architecture(type(causal).__name__)
     config = causal.config.__class__.from_dict(causal.config.to_dict())
@@ -91,23 +140,28 @@ def to_seq_cls(checkpoint: str | Path, output: str | Path, base_model: str | Non
     config.tie_word_embeddings = False
     seq = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
     decoder, head = decoder_and_head(causal)
-    missing, unexpected = seq.model.load_state_dict(decoder.state_dict(), strict=True), None
-    del missing, unexpected
+    seq.model.load_state_dict(decoder.state_dict(), strict=True)
     with torch.no_grad():
         row = (head.weight[yes_id] - head.weight[no_id]).to(torch.float32)
         seq.score.weight.copy_(row.unsqueeze(0))
     tmp = _atomic_dir(Path(output))
     try:
         seq.save_pretrained(str(tmp))
+        # The base ChatML template would make CrossEncoder/vLLM wrap the pair in a chat turn.
+        tokenizer.chat_template = reranker_chat_template(instruction)
+        tokenizer.model_max_length = max_length
         tokenizer.save_pretrained(str(tmp))
         # Record how inputs must be formatted, for serving tools and for `rerankctl serve`.
         meta = {
             "format": "qwen3-reranker",
             "yes_token_id": yes_id,
             "no_token_id": no_id,
+            "max_length": max_length,
+            "instruction": instruction,
             "source": str(checkpoint),
         }
         (tmp / "rerankctl_export.json").write_text(json.dumps(meta, indent=2), "utf-8")
+        write_model_card(tmp, checkpoint, form="seq-cls", max_length=max_length, instruction=instruction)
         return _publish(tmp, Path(output))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

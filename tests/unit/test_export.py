@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -98,3 +100,101 @@ def test_export_cli_errors_are_one_line(lora_checkpoint, tiny_qwen3_path, tmp_pa
     )
     assert code == 0 and "seq" in out
     assert (tmp_path / "y" / "rerankctl_export.json").is_file()
+
+
+def _fifty_pairs():
+    """50 pairs: short, multilingual, with template-looking text, and 10 far past max_length."""
+    import random
+
+    rng = random.Random(7)
+    words = "red chair table 数字 一二三 {{ x }} <Query>: panda bear 'quote' \"dq\" \\n café".split()
+    pairs = []
+    for i in range(50):
+        n_doc = 300 if i % 5 == 0 else rng.randint(1, 10)
+        query = " ".join(rng.choice(words) for _ in range(rng.randint(1, 6)))
+        pairs.append((query, " ".join(rng.choice(words) for _ in range(n_doc))))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def seq_cls_export(lora_checkpoint, tmp_path_factory):
+    from rerankctl.models.export import to_seq_cls
+
+    return to_seq_cls(lora_checkpoint, tmp_path_factory.mktemp("exp") / "seq-cls", max_length=128)
+
+
+def test_seq_cls_export_scores_alike_in_crossencoder_transformers_and_rerankctl(
+    lora_checkpoint, seq_cls_export
+):
+    """Issue 17: sentence-transformers 6 CrossEncoder, transformers and rerankctl agree to 1e-5 on
+    50 pairs, 10 of them truncated at max_length; also with an instruction (CrossEncoder prompt=)."""
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rerankctl.models.reranker import Qwen3Reranker
+
+    pairs = _fifty_pairs()
+    queries, docs = [q for q, _ in pairs], [d for _, d in pairs]
+    reranker = Qwen3Reranker(str(lora_checkpoint), device="cpu", dtype="fp32", max_length=128)
+    expected = reranker.score_pairs(queries, docs)
+    ids, truncated = reranker.prompt.encode_pairs(queries, docs)
+    assert sum(truncated) >= 10 and all(len(x) <= 128 for x in ids)
+
+    ce = CrossEncoder(str(seq_cls_export), device="cpu")
+    assert ce.max_length == 128
+    got = [float(x) for x in ce.predict(pairs, batch_size=16)]
+    assert got == pytest.approx(expected, abs=1e-5)
+    with_instruction = reranker.score_pairs(queries, docs, instruction="Find the furniture")
+    assert with_instruction != pytest.approx(expected, abs=1e-4)  # the instruction matters
+    got = [float(x) for x in ce.predict(pairs, batch_size=16, prompt="Find the furniture")]
+    assert got == pytest.approx(with_instruction, abs=1e-5)
+
+    # transformers with the plain prompt (untruncated pairs: the text route has no document cut).
+    tokenizer = AutoTokenizer.from_pretrained(str(seq_cls_export))
+    model = AutoModelForSequenceClassification.from_pretrained(str(seq_cls_export)).eval()
+    short = [i for i, t in enumerate(truncated) if not t]
+    text = tokenizer([format_full(queries[i], docs[i]) for i in short], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        probs = torch.sigmoid(model(**text).logits[:, 0]).tolist()
+    assert probs == pytest.approx([expected[i] for i in short], abs=1e-5)
+
+
+def test_seq_cls_template_renders_the_exact_prompt(seq_cls_export):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(seq_cls_export))
+    for query, doc in _fifty_pairs()[:10]:
+        flat = [{"role": "query", "content": query}, {"role": "document", "content": doc}]
+        assert tokenizer.apply_chat_template(flat, tokenize=False) == format_full(query, doc)
+        structured = [
+            {"role": "system", "content": [{"type": "text", "text": "INS"}]},
+            {"role": "query", "content": [{"type": "text", "text": query}]},
+            {"role": "document", "content": [{"type": "text", "text": doc}]},
+        ]
+        assert tokenizer.apply_chat_template(structured, tokenize=False) == format_full(query, doc, "INS")
+
+
+def test_export_model_card_reads_the_run_store(lora_checkpoint, tmp_path):
+    from rerankctl.models.export import to_seq_cls
+    from rerankctl.store import RunStore
+
+    with RunStore.open() as store:
+        with store.create_run(
+            kind="sft",
+            config={
+                "model": "tiny-base",
+                "data": "train.jsonl",
+                "loss_type": "lambdaloss",
+                "max_length": 160,
+            },
+            name="card-run",
+            output_dir=str(lora_checkpoint.parent),
+        ) as writer:
+            store.log_eval("scifact", "ndcg@10", 0.4321, model=str(lora_checkpoint), run_id=writer.id)
+    out = to_seq_cls(lora_checkpoint, tmp_path / "exp")
+    card = (out / "README.md").read_text("utf-8")
+    assert "card-run" in card and "train.jsonl" in card and "lambdaloss" in card
+    assert "| scifact | ndcg@10 | 0.4321 |" in card
+    assert "CrossEncoder(" in card and "vllm serve" in card and "rerankctl serve" in card
+    # max_length came from the run: the tokenizer truncates where training did.
+    assert json.loads((out / "tokenizer_config.json").read_text("utf-8"))["model_max_length"] == 160
