@@ -123,6 +123,7 @@ def seq_cls_export(lora_checkpoint, tmp_path_factory):
     return to_seq_cls(lora_checkpoint, tmp_path_factory.mktemp("exp") / "seq-cls", max_length=128)
 
 
+@pytest.mark.slow  # ~20 s on 2 shared cores (CrossEncoder load + 150 scored pairs)
 def test_seq_cls_export_scores_alike_in_crossencoder_transformers_and_rerankctl(
     lora_checkpoint, seq_cls_export
 ):
