@@ -47,6 +47,19 @@ def expand_multi_values(args: list[str], stop_words: set[str] | frozenset[str] =
     return out
 
 
+def canonical_flags(args: list[str], stop_words: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """The original tool's flag spellings (``--endpoint URL``) as ours (config/aliases.py); hidden in --help."""
+    from rerankctl.config.aliases import FLAG_ALIASES
+
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg in stop_words or arg == "--":
+            return out + args[i:]
+        flag, eq, value = arg.partition("=")
+        out.append(FLAG_ALIASES.get(flag, flag) + eq + value if flag.startswith("--") else arg)
+    return out
+
+
 def split_commas(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
@@ -55,7 +68,8 @@ class EvalGroup(TyperGroup):
     """The ``eval`` group: expands space-separated multi-values before Click parses them."""
 
     def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
-        return super().parse_args(ctx, expand_multi_values(list(args), set(self.commands)))
+        args = canonical_flags(list(args), set(self.commands))
+        return super().parse_args(ctx, expand_multi_values(args, set(self.commands)))
 
 
 eval_app = typer.Typer(

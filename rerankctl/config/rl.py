@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from rerankctl.config.aliases import canonical
 from rerankctl.config.run_settings import RankerRunSettings
 from rerankctl.config.sft import BUILTIN_SYNTH_DATA, LoRAConfig
 
@@ -160,6 +161,12 @@ class RLConfig(RankerRunSettings):
     bf16: bool = Field(False, description="bf16 mixed precision (GPU).")
     fp16: bool = Field(False, description="fp16 mixed precision (GPU).")
     seed: int = Field(42, description="Seed for sampling (data and rollouts), initialisation and dropout.")
+
+    @field_validator("loss_type", "reward_type", mode="before")
+    @classmethod
+    def _seed_spellings(cls, value: object, info: ValidationInfo) -> object:
+        """The original scripts' spellings (``lambda_loss``, ``posset``, ``ndcg``): config/aliases.py."""
+        return canonical("rl_loss_type" if info.field_name == "loss_type" else info.field_name, value)
 
     @model_validator(mode="after")
     def _check(self) -> RLConfig:

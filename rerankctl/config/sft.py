@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from rerankctl.config.aliases import canonical
 from rerankctl.config.base import StrictConfig
 from rerankctl.config.run_settings import RankerRunSettings
 
@@ -124,6 +125,12 @@ class SFTConfig(RankerRunSettings):
     bf16: bool = Field(False, description="bf16 mixed precision (GPU).")
     fp16: bool = Field(False, description="fp16 mixed precision (GPU).")
     seed: int = Field(42, description="Seed for sampling, initialisation and dropout.")
+
+    @field_validator("loss_type", "infonce_mode", mode="before")
+    @classmethod
+    def _seed_spellings(cls, value: object, info: ValidationInfo) -> object:
+        """The original scripts' spellings (``lambda_loss``, ``posset``, ``ndcg``): config/aliases.py."""
+        return canonical(info.field_name, value)
 
     @model_validator(mode="after")
     def _check(self) -> SFTConfig:
