@@ -70,14 +70,17 @@ def serve(
     ] = 100_000,
     max_query_chars: Annotated[int, typer.Option(help="Characters per query at most (more: 413).")] = 20_000,
     max_queue_docs: Annotated[
-        int, typer.Option(help="Documents queued at once before answering 503.")
+        int,
+        typer.Option(
+            help="Documents queued at once before answering 503 (at least --max-docs, else an error)."
+        ),
     ] = 20_000,
     api_key: Annotated[
         str | None,
         typer.Option(
             envvar=API_KEY_ENV,
             show_envvar=True,
-            help="Require 'Authorization: Bearer KEY' on every route but /health.",
+            help="Require 'Authorization: Bearer KEY' on every route but /health, /docs and /openapi.json.",
         ),
     ] = None,
     instruction: Annotated[
@@ -95,7 +98,7 @@ def serve(
         float, typer.Option(help="Seconds to let in-flight requests finish on shutdown.")
     ] = 30.0,
 ) -> None:
-    """Serve a reranker: POST /rerank, /v1/rerank, /v2/rerank; GET /health, /v1/models, /metrics."""
+    """Serve a reranker: POST /rerank, /v1/rerank, /v2/rerank, /tokenize; GET /health, /v1/models, /metrics, /docs."""
     from rerankctl.errors import UsageError
     from rerankctl.serve.app import ServeSettings, create_app
     from rerankctl.serve.backends import load_backend
@@ -112,6 +115,12 @@ def serve(
     ):
         if value < 1:
             raise UsageError(f"{name} must be at least 1 (got {value})")
+    if max_queue_docs < max_docs:
+        raise UsageError(
+            f"--max-queue-docs {max_queue_docs} is lower than --max-docs {max_docs}:"
+            " a full-size request could never be admitted",
+            hint=f"use --max-queue-docs {max_docs} or more, or a lower --max-docs",
+        )
     if cpu_threads is not None and cpu_threads < 1:
         raise UsageError(f"--cpu-threads must be at least 1 (got {cpu_threads})")
     if max_wait_ms < 0:

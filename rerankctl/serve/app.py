@@ -1,10 +1,15 @@
 """The FastAPI app: ``/rerank`` (also ``/v1/rerank``, ``/v2/rerank``), health, models, metrics.
 
 Every request error is a 4xx with a JSON body ``{"message", "type", "code"}``: bad JSON 400,
-missing key 401, unknown route 404, too many or too long documents 413, a request of the
+text a tokenizer cannot take (a lone surrogate, NUL) 400 naming the field, missing key 401, unknown route 404, too many or too long documents 413, a request of the
 wrong shape 422, a full queue 503 with ``Retry-After``. The rerank routes read and validate the
 body themselves (any content type, JSON errors with their position); the OpenAPI schema still
-documents the request model.
+documents the request model, with the limits this server enforces, so that a request valid by
+the schema is accepted (checked with schemathesis). A TEI-shaped request (``texts``) gets TEI's
+reply, a bare list of ``{"index", "score", "text"?}``. With an API key, every route but
+``/health``, ``/docs`` and ``/openapi.json`` needs it, and only then does the schema declare the
+Bearer scheme and 401. ``/docs`` is Swagger UI served from the ``swagger-ui-py`` package's files
+(no CDN: it works offline).
 """
 
 import hmac
@@ -18,7 +23,9 @@ from typing import Any
 from rerankctl.serve.backends import ScoringBackend
 
 RERANK_PATHS = ("/rerank", "/v1/rerank", "/v2/rerank")
-KNOWN_ROUTES = (*RERANK_PATHS, "/tokenize", "/health", "/v1/models", "/metrics")
+KNOWN_ROUTES = (*RERANK_PATHS, "/tokenize", "/health", "/v1/models", "/metrics", "/docs", "/openapi.json")
+# Routes that stay open when the server has an API key (liveness probes and the API description).
+OPEN_ROUTES = ("/health", "/docs", "/openapi.json")
 
 
 @dataclass
@@ -96,18 +103,28 @@ def create_app(backend: ScoringBackend, settings: ServeSettings | None = None):
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from rerankctl import __version__
+    from rerankctl.errors import UsageError
     from rerankctl.serve.batcher import Batcher, Closing, QueueFull
     from rerankctl.serve.metrics import CONTENT_TYPE, ServerMetrics
     from rerankctl.serve.schemas import (
         ErrorResponse,
         RerankRequest,
         RerankResponse,
+        TEIResult,
         TokenizeResponse,
+        bad_character,
         build_response,
+        build_tei_response,
         describe_validation_error,
     )
 
     settings = settings or ServeSettings()
+    if settings.max_queue_docs < settings.max_docs:
+        raise UsageError(
+            f"--max-queue-docs {settings.max_queue_docs} is lower than --max-docs {settings.max_docs}:"
+            " a full-size request could never be admitted",
+            hint=f"raise --max-queue-docs to at least {settings.max_docs}, or lower --max-docs",
+        )
     model_name = settings.model_name or backend.name
     metrics = ServerMetrics()
     batcher = Batcher(
@@ -116,7 +133,7 @@ def create_app(backend: ScoringBackend, settings: ServeSettings | None = None):
         max_batch_size=settings.max_batch_size,
         max_gather_tokens=settings.max_gather_tokens,
         max_wait_ms=settings.max_wait_ms,
-        max_queue_docs=max(settings.max_queue_docs, settings.max_docs),
+        max_queue_docs=settings.max_queue_docs,
         batching=settings.batching,
         metrics=metrics,
     )
@@ -135,13 +152,29 @@ def create_app(backend: ScoringBackend, settings: ServeSettings | None = None):
         version=__version__,
         lifespan=lifespan,
         description="Cohere/Jina/vLLM/TEI-compatible rerank endpoint serving a rerankctl model.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.batcher, app.state.metrics, app.state.settings = batcher, metrics, settings
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     bearer = HTTPBearer(auto_error=False, description="Needed when the server runs with --api-key.")
+    keyed = settings.api_key is not None
     error_responses: dict[int | str, dict[str, Any]] = {
-        code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503)
+        code: {"model": ErrorResponse} for code in (400, 413, 422, 503)
     }
+    # The key check (and its Bearer scheme and 401 in the schema) exists only when a key is set.
+    unauthorized: dict[int | str, dict[str, Any]] = (
+        {
+            401: {
+                "model": ErrorResponse,
+                "description": "Missing or wrong API key.",
+                # Explicit: /metrics answers text/plain, but its 401 is JSON like every error.
+                "content": {"application/json": {}},
+            }
+        }
+        if keyed
+        else {}
+    )
 
     def require_key(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if settings.api_key is None:
@@ -153,6 +186,8 @@ def create_app(backend: ScoringBackend, settings: ServeSettings | None = None):
             )
         if not hmac.compare_digest(creds.credentials.encode(), settings.api_key.encode()):
             raise APIError(401, "invalid API key", "authentication_error", challenge)
+
+    auth = [Depends(require_key)] if keyed else []
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError):
@@ -209,8 +244,28 @@ def create_app(backend: ScoringBackend, settings: ServeSettings | None = None):
             raise APIError(422, "field 'documents': must hold at least one document")
         if len(docs) > settings.max_docs:
             raise APIError(
-                413, f"too many documents: {len(docs)} > {settings.max_docs} per request", "request_too_large"
+                413,
+                f"field '{'texts' if req.texts is not None else 'documents'}': {len(docs)} documents"
+                f" > {settings.max_docs} per request",
+                "request_too_large",
             )
+        if req.raw_scores:
+            raise APIError(
+                422,
+                "field 'raw_scores': raw logits are not served (scores are sigmoid probabilities);"
+                " send false or leave it out",
+            )
+        field = "texts" if req.texts is not None else "documents"
+        strings = [("query", req.query)]
+        if req.instruction is not None:
+            strings.append(("instruction", req.instruction))
+        for i, doc in enumerate(req.documents if req.documents is not None else docs):
+            where = f"{field}.{i}" if isinstance(doc, str) else f"{field}.{i}.text"
+            strings.append((where, doc if isinstance(doc, str) else doc.text))
+        for where, text in strings:
+            problem = bad_character(text)
+            if problem is not None:
+                raise APIError(400, f"field '{where}': {problem}", "invalid_text")
         if not req.query.strip():
             raise APIError(422, "field 'query': must not be empty")
         if len(req.query) > settings.max_query_chars:
@@ -251,6 +306,9 @@ def create_app(backend: ScoringBackend, settings: ServeSettings | None = None):
     async def rerank(request: Request) -> JSONResponse:
         req = await parse(request)
         docs, scored = await score(req)
+        metrics.observe_documents(len(docs), sum(scored.tokens))
+        if req.is_tei():
+            return JSONResponse(build_tei_response(docs, scored.scores, req.limit(), req.wants_documents()))
         body = build_response(
             f"rerank-{uuid.uuid4().hex}",
             model_name,
@@ -260,7 +318,6 @@ def create_app(backend: ScoringBackend, settings: ServeSettings | None = None):
             req.limit(),
             req.wants_documents(),
         )
-        metrics.observe_documents(len(docs), sum(scored.tokens))
         return JSONResponse(body)
 
     for path in RERANK_PATHS:
@@ -268,18 +325,34 @@ def create_app(backend: ScoringBackend, settings: ServeSettings | None = None):
             path,
             rerank,
             methods=["POST"],
-            dependencies=[Depends(require_key)],
+            dependencies=auth,
             openapi_extra=request_body,
-            responses={200: {"model": RerankResponse}, **error_responses},
+            responses={
+                200: {
+                    "description": "Cohere-shaped results; a bare TEI list for a TEI-shaped request (texts).",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "anyOf": [
+                                    {"$ref": "#/components/schemas/RerankResponse"},
+                                    {"type": "array", "items": {"$ref": "#/components/schemas/TEIResult"}},
+                                ]
+                            }
+                        }
+                    },
+                },
+                **error_responses,
+                **unauthorized,
+            },
             summary="Rerank documents for a query",
             name=f"rerank{path.replace('/', '_')}",
         )
 
     @app.post(
         "/tokenize",
-        dependencies=[Depends(require_key)],
+        dependencies=auth,
         openapi_extra=request_body,
-        responses={200: {"model": TokenizeResponse}, **error_responses},
+        responses={200: {"model": TokenizeResponse}, **error_responses, **unauthorized},
     )
     async def tokenize(request: Request) -> JSONResponse:
         """Prompt tokens each document of a rerank request would use (after truncation)."""
@@ -304,7 +377,7 @@ def create_app(backend: ScoringBackend, settings: ServeSettings | None = None):
             status_code=503 if closing else 200,
         )
 
-    @app.get("/v1/models", dependencies=[Depends(require_key)])
+    @app.get("/v1/models", dependencies=auth, responses=unauthorized)
     async def models() -> JSONResponse:
         """The served model, OpenAI list style."""
         return JSONResponse(
@@ -322,7 +395,7 @@ def create_app(backend: ScoringBackend, settings: ServeSettings | None = None):
             }
         )
 
-    @app.get("/metrics", dependencies=[Depends(require_key)], response_class=PlainTextResponse)
+    @app.get("/metrics", dependencies=auth, response_class=PlainTextResponse, responses=unauthorized)
     async def prometheus() -> PlainTextResponse:
         """Prometheus text format: requests, latency, batch sizes, documents/s, queue depth."""
         text = metrics.render(
@@ -336,13 +409,47 @@ def create_app(backend: ScoringBackend, settings: ServeSettings | None = None):
         )
         return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
+    _add_offline_docs(app)
     app.state.started = time.time()
-    _add_request_schema(app)
+    _add_request_schema(app, settings, [RerankResponse, TEIResult])
     return app
 
 
-def _add_request_schema(app) -> None:
-    """Publish RerankRequest in the OpenAPI components (the routes parse the body themselves)."""
+def _add_offline_docs(app) -> None:
+    """``/docs``: Swagger UI from the ``swagger-ui-py`` package's bundled files, not a CDN."""
+    from pathlib import Path
+
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        import swagger_ui
+    except ImportError:  # the route is left out; /openapi.json still describes the API
+        return
+    static = Path(swagger_ui.__file__).parent / "static"
+    if not (static / "swagger-ui-bundle.js").is_file():
+        return
+    app.mount("/docs/assets", StaticFiles(directory=str(static)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - docs",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+
+def _no_nul(extra: str = "") -> str:
+    return "^[^\\u0000]*" + extra + "[^\\u0000]*$" if extra else "^[^\\u0000]*$"
+
+
+def _add_request_schema(app, settings: ServeSettings, response_models: list) -> None:
+    """Publish RerankRequest in the OpenAPI components (the routes parse the body themselves),
+    with the limits this server enforces, so that what the schema allows is what it accepts."""
     from rerankctl.serve.schemas import RerankRequest
 
     original = app.openapi
@@ -351,10 +458,58 @@ def _add_request_schema(app) -> None:
         if app.openapi_schema:
             return app.openapi_schema
         schema = original()
-        defs = RerankRequest.model_json_schema(ref_template="#/components/schemas/{model}")
         components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in response_models:
+            sub = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, nested in sub.pop("$defs", {}).items():
+                components.setdefault(name, nested)
+            components.setdefault(model.__name__, sub)
+        defs = RerankRequest.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in defs.pop("$defs", {}).items():
             components.setdefault(name, sub)
+        props = defs["properties"]
+        text = {"type": "string", "maxLength": settings.max_doc_chars, "pattern": _no_nul()}
+        # A non-blank query without NUL; a document list of 1..max_docs; exactly one of the two lists.
+        props["query"] = {
+            "type": "string",
+            "description": props["query"].get("description", ""),
+            "minLength": 1,
+            "maxLength": settings.max_query_chars,
+            "pattern": _no_nul("[^\\s\\u0000]"),
+        }
+        document = {
+            "type": "object",
+            "properties": {"text": text},
+            "required": ["text"],
+            "description": "A document as an object; only text is read.",
+        }
+        props["documents"] = {
+            "type": "array",
+            "description": props["documents"].get("description", ""),
+            "items": {"anyOf": [text, document]},
+            "minItems": 1,
+            "maxItems": settings.max_docs,
+        }
+        props["texts"] = {
+            "type": "array",
+            "description": props["texts"].get("description", ""),
+            "items": text,
+            "minItems": 1,
+            "maxItems": settings.max_docs,
+        }
+        props["instruction"] = {
+            "anyOf": [{"type": "string", "pattern": _no_nul()}, {"type": "null"}],
+            "description": props["instruction"].get("description", ""),
+        }
+        props["raw_scores"] = {
+            "anyOf": [{"type": "boolean", "enum": [False]}, {"type": "null"}],
+            "description": props["raw_scores"].get("description", ""),
+        }
+        defs["required"] = ["query"]
+        defs["oneOf"] = [
+            {"required": ["documents"], "not": {"required": ["texts"]}},
+            {"required": ["texts"], "not": {"required": ["documents"]}},
+        ]
         components["RerankRequest"] = defs
         app.openapi_schema = schema
         return schema

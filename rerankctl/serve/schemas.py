@@ -13,9 +13,21 @@ as the original servers do for fields they do not know.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's integer: 5 and 5.0, not "5" or true (pydantic's lax mode takes those)."""
+    if isinstance(value, (str, bool)):
+        raise ValueError("Input should be an integer")
+    return value
+
+
+# What the OpenAPI schema calls an integer >= 1, and nothing more.
+PositiveJSONInt = Annotated[int, Field(ge=1), BeforeValidator(_json_integer)]
 
 
 class TextDocument(BaseModel):
@@ -39,16 +51,26 @@ class RerankRequest(BaseModel):
         None, description='Documents to rank: strings or {"text": ...} objects (Cohere, Jina, vLLM, ...).'
     )
     texts: list[str] | None = Field(None, description="Documents to rank, TEI style (instead of documents).")
-    top_n: int | None = Field(None, ge=1, description="Return only the best top_n results.")
-    top_k: int | None = Field(None, ge=1, description="Synonym of top_n.")
-    return_documents: bool | None = Field(None, description="Include each document's text in the results.")
-    return_text: bool | None = Field(None, description="TEI synonym of return_documents.")
+    top_n: PositiveJSONInt | None = Field(None, description="Return only the best top_n results.")
+    top_k: PositiveJSONInt | None = Field(None, description="Synonym of top_n.")
+    return_documents: bool | None = Field(
+        None, strict=True, description="Include each document's text in the results."
+    )
+    return_text: bool | None = Field(None, strict=True, description="TEI synonym of return_documents.")
+    raw_scores: bool | None = Field(
+        None,
+        strict=True,
+        description="TEI: raw logits instead of probabilities (not supported: must be false).",
+    )
     instruction: str | None = Field(
         None, description="Task instruction for this request (default: the server's)."
     )
 
     @model_validator(mode="after")
     def _one_document_list(self) -> RerankRequest:
+        for name in ("documents", "texts"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"field '{name}': must be a list, not null")
         if self.documents is None and self.texts is None:
             raise ValueError("give the documents to rank in 'documents' (or 'texts')")
         if self.documents is not None and self.texts is not None:
@@ -63,6 +85,10 @@ class RerankRequest(BaseModel):
 
     def limit(self) -> int | None:
         return self.top_n if self.top_n is not None else self.top_k
+
+    def is_tei(self) -> bool:
+        """A TEI-shaped request (``texts``): answered TEI-shaped, a bare list."""
+        return self.texts is not None
 
     def wants_documents(self) -> bool:
         return bool(self.return_documents if self.return_documents is not None else self.return_text)
@@ -100,6 +126,43 @@ class RerankResponse(BaseModel):
     results: list[RerankResult]
     usage: Usage
     meta: Meta
+
+
+class TEIResult(BaseModel):
+    """One result of a TEI-shaped reply (a bare list of these, best first)."""
+
+    index: int = Field(description="Position of the text in the request.")
+    score: float = Field(description="Relevance score; higher is more relevant.")
+    text: str | None = Field(None, description="The text, when return_text is true.")
+
+
+def build_tei_response(
+    texts: list[str], scores: list[float], top_n: int | None, return_text: bool
+) -> list[dict[str, Any]]:
+    """TEI's ``/rerank`` reply: ``[{"index", "score", "text"?}]`` sorted by score, descending."""
+    order = sorted(range(len(texts)), key=lambda i: -scores[i])
+    if top_n is not None:
+        order = order[:top_n]
+    return [{"index": i, "score": scores[i], **({"text": texts[i]} if return_text else {})} for i in order]
+
+
+_BAD_CHARACTER = re.compile("[\\x00\\ud800-\\udfff]")
+
+
+def bad_character(text: str) -> str | None:
+    """Why a tokenizer cannot take ``text`` (a lone UTF-16 surrogate, a NUL), or None.
+
+    JSON may carry ``"\\ud800"``: Python decodes it to a lone surrogate, which the tokenizers
+    library refuses with a TypeError (a 500 before this check), and which cannot be encoded
+    back to UTF-8 in a reply. NUL is refused too: C-string tokenizers and servers (vLLM) cut at it.
+    """
+    found = _BAD_CHARACTER.search(text)
+    if found is None:
+        return None
+    code, at = ord(found.group()), found.start()
+    if code == 0:
+        return f"NUL character at character {at}"
+    return f"lone surrogate U+{code:04X} at character {at} (not valid Unicode text)"
 
 
 class ErrorResponse(BaseModel):
