@@ -7,10 +7,14 @@ the LM head::
     hf_overrides={"architectures": ["Qwen3ForSequenceClassification"],
                   "classifier_from_token": ["no", "yes"], "is_original_qwen3_reranker": True}
 
-An exported seq-cls directory needs no overrides. Either way vLLM scores a (query, document)
-text pair, so the query half carries the prompt prefix, instruction and query, and the
-document half the document and the suffix; the two halves joined are exactly
-:func:`rerankctl.data.prompt.format_full`. CrossEncoders get the plain texts.
+An exported seq-cls directory needs no overrides. Either way rerankctl tokenizes each pair
+itself with :class:`rerankctl.data.prompt.PromptTokenizer` (the document is cut first; prefix,
+instruction and suffix always survive) and sends the token ids through ``LLM.classify`` as
+``{"prompt_token_ids": [...]}`` prompts: vLLM sees exactly the tokens rerankctl's own scorer
+scores. vLLM's ``truncate_prompt_tokens`` is never used for Qwen3 prompts: it keeps the *last*
+tokens, which cuts the system prefix and the instruction. For one label vLLM's classify pooler
+applies a sigmoid, so ``outputs.probs[0]`` is rerankctl's score. CrossEncoders get their plain
+(query, document) texts through ``LLM.score``.
 """
 
 from __future__ import annotations
@@ -105,6 +109,32 @@ class VLLMBackend:
         self.instruction = instruction
         self.llm = vllm.LLM(**llm_kwargs(model_path, kind, dtype, max_length, fields), **extra)
         self.tokenizer = self.llm.get_tokenizer()
+        self.prompt = None
+        if kind != KIND_CROSS_ENCODER:
+            from rerankctl.data.prompt import PromptTokenizer
+
+            self.prompt = PromptTokenizer(self.tokenizer, max_length=max_length)
+
+    def encode(
+        self, queries: Sequence[str], docs: Sequence[str], instruction: str | None = None
+    ) -> list[Any]:
+        """Per pair: prompt token ids truncated as rerankctl truncates (Qwen3 prompts), or the
+        (query, document) texts of a CrossEncoder (``len()`` = its token count)."""
+        if self.prompt is None:
+            counts = self.count_tokens(queries, docs, instruction)
+            return [_TextPair(q, d, n) for q, d, n in zip(queries, docs, counts, strict=True)]
+        ids, _ = self.prompt.encode_pairs(queries, docs, instruction or self.instruction)
+        return ids
+
+    def score_ids(self, sequences: Sequence[Sequence[int]], batch_size: int = 32) -> list[float]:
+        """Scores of already tokenized prompts (``encode``), through ``LLM.classify``."""
+        if not sequences:
+            return []
+        if isinstance(sequences[0], _TextPair):
+            return self.score_pairs([p.query for p in sequences], [p.doc for p in sequences])
+        prompts = [{"prompt_token_ids": list(ids)} for ids in sequences]
+        outputs = self.llm.classify(prompts, use_tqdm=False)
+        return [float(o.outputs.probs[0]) for o in outputs]
 
     def _texts(self, queries: Sequence[str], docs: Sequence[str], instruction: str | None):
         if self.kind == KIND_CROSS_ENCODER:
@@ -117,6 +147,8 @@ class VLLMBackend:
     def count_tokens(
         self, queries: Sequence[str], docs: Sequence[str], instruction: str | None = None
     ) -> list[int]:
+        if self.prompt is not None:
+            return [len(x) for x in self.encode(queries, docs, instruction)]
         firsts, seconds = self._texts(queries, docs, instruction)
         counts = []
         for a, b in zip(firsts, seconds, strict=True):
@@ -135,6 +167,21 @@ class VLLMBackend:
     ) -> list[float]:
         if not queries:
             return []
+        if self.prompt is not None:
+            return self.score_ids(self.encode(queries, docs, instruction), batch_size=batch_size)
+        # A CrossEncoder has no prefix to lose; its tokenizer's pair truncation stays vLLM's.
         firsts, seconds = self._texts(queries, docs, instruction)
         outputs = self.llm.score(firsts, seconds, truncate_prompt_tokens=self.max_length, use_tqdm=False)
         return [float(o.outputs.score) for o in outputs]
+
+
+class _TextPair:
+    """A CrossEncoder pair as the batcher holds it: the texts, ``len()`` = prompt tokens."""
+
+    __slots__ = ("doc", "n", "query")
+
+    def __init__(self, query: str, doc: str, n: int) -> None:
+        self.query, self.doc, self.n = query, doc, n
+
+    def __len__(self) -> int:
+        return self.n

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from rerankctl.data.prompt import format_full
+from rerankctl.data.prompt import PromptTokenizer, format_full
 from rerankctl.errors import DependencyError, NotFoundError, UsageError
 from rerankctl.serve import vllm_backend
 from rerankctl.serve.backends import (
@@ -211,7 +211,9 @@ def test_vllm_prompt_halves_join_to_the_reranker_prompt():
 
 
 def test_vllm_backend_launches_vllm_with_qwen3_reranker_settings(tiny_qwen3_path, monkeypatch):
-    """vLLM cannot run here (no GPU); a stand-in records what rerankctl asks of it."""
+    """vLLM is not installable here (no GPU, no wheel for this machine); a stand-in with the
+    signatures of vLLM's ``LLM.classify`` (prompts as ``{"prompt_token_ids": [...]}``, results with
+    ``.outputs.probs``) records what rerankctl asks of it."""
     import dataclasses
 
     calls = {}
@@ -229,6 +231,12 @@ def test_vllm_backend_launches_vllm_with_qwen3_reranker_settings(tiny_qwen3_path
             calls["score"] = (firsts, seconds, kwargs)
             out = types.SimpleNamespace
             return [out(outputs=out(score=0.25 * i)) for i in range(len(firsts))]
+
+        def classify(self, prompts, use_tqdm=True):
+            calls["classify"] = prompts
+            out = types.SimpleNamespace
+            assert all(set(p) == {"prompt_token_ids"} for p in prompts)
+            return [out(outputs=out(probs=[0.25 * i])) for i in range(len(prompts))]
 
     @dataclasses.dataclass
     class EngineArgs:
@@ -256,8 +264,22 @@ def test_vllm_backend_launches_vllm_with_qwen3_reranker_settings(tiny_qwen3_path
         },
     }
     assert backend.score_pairs(["q", "q"], ["d0", "d1"]) == [0.0, 0.25]
-    firsts, seconds, kwargs = calls["score"]
-    assert [a + b for a, b in zip(firsts, seconds)] == [format_full("q", "d0"), format_full("q", "d1")]
-    assert kwargs["truncate_prompt_tokens"] == 512
+    assert "score" not in calls  # no text pairs, no truncate_prompt_tokens for Qwen3 prompts
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_qwen3_path))
+    sent = [p["prompt_token_ids"] for p in calls["classify"]]
+    assert sent == [tokenizer.encode(format_full("q", d), add_special_tokens=False) for d in ("d0", "d1")]
+    # A document far past max_length: the document is cut, the prefix and suffix are kept.
+    backend.score_pairs(["q"], ["word " * 2000], instruction="Find it")
+    (ids,) = [p["prompt_token_ids"] for p in calls["classify"]]
+    prompt = PromptTokenizer(tokenizer, max_length=512)
+    assert len(ids) == 512 and ids == prompt.encode_pairs(["q"], ["word " * 2000], "Find it")[0][0]
+    assert (
+        ids[: len(prompt.prefix_ids)] == prompt.prefix_ids
+        and ids[-len(prompt.suffix_ids) :] == prompt.suffix_ids
+    )
+    assert "<Instruct>: Find it" in tokenizer.decode(ids)
+    assert backend.count_tokens(["q"], ["word " * 2000]) == [512]
     older = vllm_backend.llm_kwargs("m", KIND_QWEN3_SEQ_CLS, "auto", 256, {"model", "task"})
     assert older == {"model": "m", "max_model_len": 256, "task": "score"}  # seq-cls exports need no overrides
