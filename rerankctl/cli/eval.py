@@ -325,7 +325,7 @@ def _run(opts, as_json: bool) -> None:  # type: ignore[no-untyped-def]
 
 
 # Modules adding subcommands to `eval_app`, each exposing ``register(eval_app)``.
-SUBCOMMAND_MODULES = ("eval_reward",)
+SUBCOMMAND_MODULES = ("eval_reward", "eval_parity")
 _registered: set[str] = set()
 
 
