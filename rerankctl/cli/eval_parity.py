@@ -14,8 +14,16 @@ import typer
 def eval_parity(
     model: Annotated[str, typer.Option("--model", "-m", help="The model the endpoints should serve.")],
     endpoints: Annotated[
-        list[str], typer.Option("--endpoints", "-e", help="Rerank endpoints (space- or comma-separated).")
-    ],
+        list[str] | None,
+        typer.Option("--endpoints", "-e", help="Rerank endpoints (space- or comma-separated)."),
+    ] = None,
+    export: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--export",
+            help="A seq-cls export to score through sentence-transformers CrossEncoder and transformers too.",
+        ),
+    ] = None,
     max_length: Annotated[int, typer.Option(help="Token limit of the local model.")] = 1024,
     instruction: Annotated[str | None, typer.Option(help="Instruction sent with every pair.")] = None,
     threshold: Annotated[
@@ -30,19 +38,24 @@ def eval_parity(
     from rerankctl.errors import UsageError
 
     urls = split_commas(endpoints)
-    if not urls:
-        raise UsageError("no --endpoints given", hint="rerankctl eval parity --model DIR --endpoints URL")
+    exports = split_commas(export)
+    if not urls and not exports:
+        raise UsageError(
+            "nothing to compare with", hint="rerankctl eval parity --model DIR --endpoints URL [--export DIR]"
+        )
     if threshold < 0:
         raise UsageError(f"--threshold {threshold} must not be negative")
-    from rerankctl.eval.parity import check_parity
+    from rerankctl.eval.parity import CrossEncoderScorer, TransformersScorer, check_parity
     from rerankctl.serve.backends import load_backend
     from rerankctl.serve.client import APIReranker
     from rerankctl.store import RunStore
 
     clients = [APIReranker(u, api_key=api_key, use_cache=False, retries=1) for u in urls]
+    for path in exports:
+        clients += [TransformersScorer(path, max_length), CrossEncoderScorer(path, max_length)]
     local = load_backend(model, max_length=max_length, instruction=instruction, dtype="fp32")
     with RunStore.open() as store, store.create_run(
-        kind="eval", config={"command": "eval parity", "model": model, "endpoints": urls,
+        kind="eval", config={"command": "eval parity", "model": model, "endpoints": urls, "exports": exports,
                              "max_length": max_length, "instruction": instruction, "threshold": threshold},
     ) as writer:  # fmt: skip
         results = check_parity(local, clients, instruction=instruction, threshold=threshold, k=top_k)

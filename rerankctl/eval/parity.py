@@ -121,7 +121,7 @@ def explain(
             f"max length differs: server {remote_max}, local {local_max} (truncation cuts elsewhere)"
         )
     if local_tokens is None or remote_tokens is None:
-        causes.append("the endpoint has no /tokenize: prompt differences cannot be located")
+        causes.append("the endpoint cannot count prompt tokens (no /tokenize): differences cannot be located")
         return causes
     deltas = [r - lo for lo, r in zip(local_tokens, remote_tokens, strict=True)]
     whole = [d for d, t in zip(deltas, truncated, strict=True) if not t]
@@ -174,3 +174,47 @@ def check_parity(
                 result.causes = ["same prompt lengths: different weights, dtype or numerics"]
         results.append(result)
     return results
+
+
+class CrossEncoderScorer:
+    """An export scored through sentence-transformers' ``CrossEncoder.predict`` (its chat template,
+    its truncation), as a parity "endpoint" named ``crossencoder:DIR``."""
+
+    def __init__(self, path: str, max_length: int | None = None) -> None:
+        from sentence_transformers import CrossEncoder
+
+        self.endpoint = f"crossencoder:{path}"
+        self.model = CrossEncoder(path, device="cpu", max_length=max_length)
+        self.max_length = self.model.max_length
+
+    def score_pairs(self, queries, docs, instruction=None):
+        pairs = list(zip(queries, docs, strict=True))
+        kwargs = {"prompt": instruction} if instruction else {}
+        return [float(x) for x in self.model.predict(pairs, batch_size=16, **kwargs)]
+
+    def count_tokens(self, queries, docs, instruction=None):
+        raise NotImplementedError("CrossEncoder does not report prompt tokens")
+
+    def test_connection(self) -> bool:
+        return True
+
+
+class TransformersScorer:
+    """An export scored by transformers' ``AutoModelForSequenceClassification`` on rerankctl's prompt
+    tokens (``transformers:DIR``)."""
+
+    def __init__(self, path: str, max_length: int) -> None:
+        from rerankctl.serve.backends import load_backend
+
+        self.endpoint = f"transformers:{path}"
+        self.backend = load_backend(path, max_length=max_length, dtype="fp32")
+        self.max_length = self.backend.max_length
+
+    def score_pairs(self, queries, docs, instruction=None):
+        return self.backend.score_pairs(queries, docs, instruction)
+
+    def count_tokens(self, queries, docs, instruction=None):
+        return self.backend.count_tokens(queries, docs, instruction)
+
+    def test_connection(self) -> bool:
+        return True

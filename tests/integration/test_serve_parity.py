@@ -64,3 +64,17 @@ def test_parity_passes_for_the_same_model_and_names_the_instruction_difference(
     with RunStore.open() as store:
         rows = store.evals()
     assert {(r.dataset, r.metric) for r in rows} >= {("parity", "max_abs_dp"), ("parity", "kendall_tau")}
+
+
+def test_parity_covers_an_export_in_crossencoder_and_transformers(servers, tiny_qwen3_path, tmp_path, capsys):
+    from rerankctl.models.export import to_seq_cls
+
+    exported = to_seq_cls(tiny_qwen3_path, tmp_path / "seq-cls", max_length=128)
+    code, out, _ = _main(
+        ["eval", "parity", "--model", str(tiny_qwen3_path), "--max-length", "128", "--json",
+         "--endpoints", servers[0], "--export", str(exported)],
+        capsys,
+    )  # fmt: skip
+    results = json.loads(out)
+    assert [r["endpoint"].split(":")[0] for r in results] == ["http", "transformers", "crossencoder"]
+    assert code == 0 and all(r["passed"] and r["max_abs_diff"] <= 1e-5 for r in results), results
