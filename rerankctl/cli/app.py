@@ -27,7 +27,7 @@ GROUPS: dict[str, str] = {
     "eval": "Evaluate rerankers (endpoints, local models) on MTEB reranking tasks or a local file.",
     "rerank": "Rank documents for a query with a local reranker.",
     "serve": "Serve a reranker over HTTP (Cohere/Jina/vLLM/TEI-compatible /rerank API).",
-    "export": "Export a trained reranker as a standalone model directory.",
+    "export": "Export a trained reranker as a standalone model directory (or import a GGUF model).",
     "gpu": "Show NVIDIA GPUs (utilisation, memory, temperature, power, processes) and pick free ones.",
     "runs": "List, inspect, compare, plot and export logged runs (addressed by id, id prefix or name).",
     "tui": "Watch GPUs and training runs live in the terminal (works over SSH, from 80x24).",
