@@ -252,6 +252,12 @@ def eval_main(
             show_default=False,
         ),
     ] = None,
+    quantize: Annotated[
+        str,
+        typer.Option(
+            "--quantize", help="none, or int8: dynamic int8 linear layers (CPU; faster, small score drift)."
+        ),
+    ] = "none",
     gpu_map: Annotated[
         list[str] | None,
         typer.Option(
@@ -301,6 +307,7 @@ def eval_main(
         embedding_endpoint=embedding_endpoint, embedding_model=embedding_model, embedding_name=embedding_name,
         top_k=top_k, plot=plot, api_key=api_key, timeout=timeout, device=device, gpu_map=_parse_gpu_map(gpu_map),
         max_models_per_gpu=max_models_per_gpu, proxy=proxy, store=not no_store,
+        quantize=_check_quantize(quantize, device),
     )  # fmt: skip
     _run(opts, as_json)
 
@@ -345,3 +352,9 @@ def register(app: typer.Typer) -> None:
             module.register(eval_app)
             _registered.add(name)
     app.add_typer(eval_app, name="eval")
+
+
+def _check_quantize(mode: str, device: str | None) -> str | None:
+    from rerankctl.models.quantize import check_quantize
+
+    return check_quantize(mode, device)

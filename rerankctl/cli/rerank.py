@@ -24,6 +24,12 @@ def rerank(
     max_length: Annotated[int, typer.Option(help="Prompt token limit.")] = 1024,
     device: Annotated[str | None, typer.Option(help="cuda, cuda:1, cpu (default: best available).")] = None,
     dtype: Annotated[str, typer.Option(help="auto, bf16, fp16, fp32.")] = "auto",
+    quantize: Annotated[
+        str,
+        typer.Option(
+            "--quantize", help="none, or int8: dynamic int8 linear layers (CPU; faster, small score drift)."
+        ),
+    ] = "none",
     top: Annotated[int | None, typer.Option("--top", "-k", help="Show only the best K.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -35,11 +41,15 @@ def rerank(
             "give --query and documents, or --input FILE",
             hint='rerankctl rerank -m DIR -q "what is BM25" "doc one" "doc two"',
         )
+    from rerankctl.models.quantize import check_quantize
+
+    quant = check_quantize(quantize, device)
     from rerankctl.models.reranker import Qwen3Reranker
 
     reranker = Qwen3Reranker(
-        model, device=device, dtype=dtype, max_length=max_length, instruction=instruction
-    )
+        model, device="cpu" if quant else device, dtype=dtype, max_length=max_length,
+        instruction=instruction, quantize=quant,
+    )  # fmt: skip
     items: list[tuple[str, list[str]]] = []
     if input_file is not None:
         items = _read_items(input_file)

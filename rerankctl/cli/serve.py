@@ -41,6 +41,12 @@ def serve(
     ] = None,
     dtype: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32.")] = "auto",
     max_length: Annotated[int, typer.Option(help="Prompt token limit; longer documents are cut.")] = 1024,
+    quantize: Annotated[
+        str,
+        typer.Option(
+            "--quantize", help="none, or int8: dynamic int8 linear layers (CPU; faster, small score drift)."
+        ),
+    ] = "none",
     max_batch_tokens: Annotated[
         int, typer.Option(help="Prompt tokens per scoring batch (padded, per forward pass).")
     ] = 16384,
@@ -125,6 +131,11 @@ def serve(
         raise UsageError(f"--cpu-threads must be at least 1 (got {cpu_threads})")
     if max_wait_ms < 0:
         raise UsageError(f"--max-wait-ms must not be negative (got {max_wait_ms:g})")
+    from rerankctl.models.quantize import check_quantize
+
+    quant = check_quantize(quantize, device)
+    if quant and backend != "torch":
+        raise UsageError(f"--quantize {quant} needs --backend torch (got {backend})")
     # Bind first: a port in use fails fast, before minutes of model loading.
     sock = bind_socket(host, port)
     if not is_loopback(host) and not api_key:
@@ -137,7 +148,13 @@ def serve(
 
         torch.set_num_threads(cpu_threads)
     scorer = load_backend(
-        model, backend=backend, device=device, dtype=dtype, max_length=max_length, instruction=instruction
+        model,
+        backend=backend,
+        device=device,
+        dtype=dtype,
+        max_length=max_length,
+        instruction=instruction,
+        quantize=quant,
     )
     settings = ServeSettings(
         model_name=served_model_name,

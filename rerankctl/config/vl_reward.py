@@ -20,8 +20,10 @@ class VLRewardConfig(StrictConfig):
         "Qwen/Qwen2-VL-2B-Instruct",
         description=f"Qwen2-VL / Qwen2.5-VL hub id or directory; `{BUILTIN_TINY_VL_MODEL}` = tiny random.",
     )
-    score_min: float = Field(0.0, description="Lowest score the head can give.")
-    score_max: float = Field(10.0, description="Highest score the head can give.")
+    score_min: float = Field(
+        -5.0, description="Lowest score the head can give (the original tool's range is -5..5)."
+    )
+    score_max: float = Field(5.0, description="Highest score the head can give.")
     min_pixels: int = Field(56 * 56, ge=28 * 28, description="Images smaller than this are upscaled.")
     max_pixels: int = Field(28 * 28 * 1280, ge=28 * 28, description="Images larger than this are downscaled.")
     max_length: int = Field(2048, ge=32, description="Token limit of image + query + response.")

@@ -46,6 +46,7 @@ class EvalOptions:
     timeout: float = 60.0
     retries: int = 3
     device: str | None = None
+    quantize: str | None = None
     gpu_map: dict[str, int] | None = None
     max_models_per_gpu: int = 1
     proxy: str | None = None
@@ -155,7 +156,11 @@ def check_endpoint(client: Any, endpoint: str) -> None:
 def build_local(opts: EvalOptions, path: str, device: str | None = None) -> Any:
     from rerankctl.models.reranker import Qwen3Reranker
 
-    return Qwen3Reranker(path, device=device or opts.device, instruction=opts.instruction)
+    if opts.quantize:
+        device = "cpu"
+    return Qwen3Reranker(
+        path, device=device or opts.device, instruction=opts.instruction, quantize=opts.quantize
+    )
 
 
 def build_rerankers(opts: EvalOptions, include_local: bool = True) -> dict[str, Any]:

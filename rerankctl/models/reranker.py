@@ -24,6 +24,7 @@ class Qwen3Reranker:
         max_length: prompt length limit in tokens; longer documents are cut, never the template.
         instruction: default instruction (the Qwen3-Reranker web-search one when None).
         model, tokenizer: pass already-loaded objects instead of loading from the path.
+        quantize: ``"int8"`` for dynamic int8 quantisation of the linear layers (CPU; see models.quantize).
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class Qwen3Reranker:
         model: Any = None,
         tokenizer: Any = None,
         attn_implementation: str | None = None,
+        quantize: str | None = None,
     ) -> None:
         from rerankctl.data.prompt import PromptTokenizer
         from rerankctl.models.loading import load_causal_lm, load_tokenizer, pick_device, pick_dtype
@@ -55,6 +57,11 @@ class Qwen3Reranker:
         if tokenizer is None:
             tokenizer = load_tokenizer(model_name_or_path or model.name_or_path)
         self.model = model.eval()
+        if quantize == "int8":
+            from rerankctl.models.quantize import check_quantize, quantize_int8
+
+            check_quantize(quantize, self.device)
+            self.model = quantize_int8(self.model)
         self.tokenizer = tokenizer
         self.instruction = instruction
         self.prompt = PromptTokenizer(tokenizer, max_length=max_length)

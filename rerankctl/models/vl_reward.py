@@ -35,8 +35,8 @@ IMAGE_TOKEN_ID = 151655  # <|image_pad|> in Qwen2/Qwen3 vocabularies
 class VLHeadConfig:
     """Score range and processor settings, saved as ``vl_reward_config.json``."""
 
-    score_min: float = 0.0
-    score_max: float = 10.0
+    score_min: float = -5.0
+    score_max: float = 5.0
     min_pixels: int = 56 * 56
     max_pixels: int = 28 * 28 * 1280
     base_model: str | None = None

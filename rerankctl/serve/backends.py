@@ -166,6 +166,7 @@ def load_backend(
     dtype: str | None = "auto",
     max_length: int = 1024,
     instruction: str | None = None,
+    quantize: str | None = None,
 ) -> ScoringBackend:
     """Load the right backend for ``model_path``.
 
@@ -196,8 +197,9 @@ def load_backend(
         from rerankctl.models.reranker import Qwen3Reranker
 
         return Qwen3Reranker(
-            str(model_path), device=device, dtype=dtype, max_length=max_length, instruction=instruction
-        )
+            str(model_path), device="cpu" if quantize else device, dtype=dtype, max_length=max_length,
+            instruction=instruction, quantize=quantize,
+        )  # fmt: skip
     from rerankctl.serve.seqcls import SeqClsBackend
 
     return SeqClsBackend(

