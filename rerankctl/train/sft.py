@@ -3,14 +3,16 @@
 Each training example is a *group*: one query and ``n_docs`` documents with
 relevance labels. The collator flattens a batch of groups into ``R`` prompt rows
 plus a (B, N) ``mask``; the trainer scores every row with the two-row head
-(:func:`rerankctl.models.scoring.yes_no_scores`), scatters the scores back into
+(:class:`rerankctl.models.yes_no_head.YesNoHead`, installed in place of the LM head, so
+the score is the model's own forward and DDP/FSDP/DeepSpeed wrappers see every call), scatters the scores back into
 (B, N) and applies a ranking loss from :mod:`rerankctl.losses`.
 
 With ``chunk_size`` set, a step runs through :func:`rerankctl.train.chunked.chunked_backward`:
 same gradients, activation memory bounded by the chunk.
 
 Everything else (optimiser, schedule, accumulation, mixed precision, checkpoints,
-resume, DDP/FSDP/DeepSpeed through accelerate, ``report_to``) is the stock Trainer.
+resume, DDP/FSDP/DeepSpeed through accelerate, ``report_to``) is the stock Trainer: the
+trainer only ever calls ``model(...)``, never the decoder or the head directly.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
-from rerankctl.models.scoring import yes_no_scores
+from rerankctl.models.yes_no_head import forward_scores, install_yes_no_head
 from rerankctl.train.chunked import chunked_backward, scatter_scores
 
 LossFn = Callable[..., torch.Tensor]
@@ -54,6 +56,10 @@ class ContrastiveSFTTrainer(Trainer):
         eval_batch_size: int = 32,
         **kwargs: Any,
     ) -> None:
+        model = kwargs.get("model", args[0] if args else None)
+        if model is not None:
+            # Before the Trainer (and accelerate) wrap it: the score becomes the model's forward.
+            install_yes_no_head(model, yes_id, no_id)
         super().__init__(*args, **kwargs)
         # Our loss is a mean over groups, not a sum over tokens the model normalises itself: the
         # Trainer must divide it by the accumulation steps on the unchunked path, as the chunked path does.
@@ -73,7 +79,8 @@ class ContrastiveSFTTrainer(Trainer):
 
     # ---------------------------------------------------------------- scoring
     def score_rows(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return yes_no_scores(model, input_ids, attention_mask, self.yes_id, self.no_id)
+        """Scores (rows,) through ``model``'s forward: the DDP/FSDP/DeepSpeed wrapper when there is one."""
+        return forward_scores(model, input_ids, attention_mask)
 
     def group_loss(self, row_scores: torch.Tensor, inputs: dict[str, Any]) -> torch.Tensor:
         mask = inputs["mask"]
@@ -193,9 +200,7 @@ def rank_eval_groups(
         for begin in range(0, len(order), batch_size):
             rows = order[begin : begin + batch_size]
             batch = prompt_tokenizer.pad([encoded[i] for i in rows])
-            scores = yes_no_scores(
-                model, batch["input_ids"].to(device), batch["attention_mask"].to(device), yes_id, no_id
-            )
+            scores = _eval_scores(model, batch, device, yes_id, no_id)
             flat[rows] = scores.float().cpu()
     if was_training:
         model.train()
@@ -212,3 +217,13 @@ def rank_eval_groups(
         mask[q, :n] = True
         offset += n
     return compute_all_metrics_batch(score_mat, rel, mask=mask, ks=ks)
+
+
+def _eval_scores(model: Any, batch: dict, device: Any, yes_id: int, no_id: int) -> torch.Tensor:
+    from rerankctl.models.scoring import yes_no_scores
+    from rerankctl.models.yes_no_head import has_yes_no_head
+
+    ids, attn = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+    if has_yes_no_head(model):
+        return forward_scores(model, ids, attn)
+    return yes_no_scores(model, ids, attn, yes_id, no_id)
