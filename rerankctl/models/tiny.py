@@ -97,6 +97,9 @@ def build_tiny_qwen3(
 def tiny_qwen3_dir(seed: int = 0) -> Path:
     """The cached tiny model directory under the rerankctl home (built on first use)."""
     target = paths.cache_dir("models") / f"tiny-qwen3-v{TINY_VERSION}-seed{seed}"
-    if not (target / "config.json").is_file():
-        build_tiny_qwen3(target, seed=seed)
-    return target
+    from rerankctl.cache import build_once
+
+    # Under a lock: several distributed workers on a fresh home ask for it at the same moment.
+    return build_once(
+        target, lambda t: (t / "config.json").is_file(), lambda t: build_tiny_qwen3(t, seed=seed)
+    )

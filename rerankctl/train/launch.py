@@ -49,7 +49,25 @@ def parse_gpus(spec: str) -> tuple[list[str] | None, int]:
     devices = [d.strip() for d in spec.split(",") if d.strip()]
     if not devices or not all(d.isdigit() for d in devices):
         raise UsageError(f"--gpus {spec}: expected a list like 0,1,2,3, 'auto' or cpu:N")
+    check_gpus_exist(spec, devices)
     return devices, len(devices)
+
+
+def check_gpus_exist(spec: str, devices: list[str]) -> None:
+    """Pre-flight: every requested GPU index exists (NVML), before any worker starts.
+
+    Without it a missing GPU surfaced as 150 lines of torchrun traceback from the workers.
+    """
+    from rerankctl.gpu import default_source
+
+    visible = len(default_source().snapshot_all())
+    missing = [d for d in devices if int(d) >= visible]
+    if missing:
+        seen = f"{visible} GPU{'s' if visible != 1 else ''}" if visible else "no GPU"
+        raise UsageError(
+            f"--gpus {spec}: NVML sees {seen} on this machine (asked for GPU {', '.join(missing)})",
+            hint="run `rerankctl gpu` to see the GPUs; `--gpus cpu:N` runs N processes on the CPU",
+        )
 
 
 def _auto(spec: str) -> tuple[list[str], int]:

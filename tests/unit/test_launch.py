@@ -8,7 +8,8 @@ from rerankctl.errors import UsageError
 from rerankctl.train.launch import _strip_gpus, parse_gpus
 
 
-def test_explicit_lists_and_cpu_processes():
+def test_explicit_lists_and_cpu_processes(monkeypatch):
+    monkeypatch.setenv("RERANKCTL_FAKE_GPUS", "4")
     assert parse_gpus("0,2") == (["0", "2"], 2)
     assert parse_gpus("cpu:3") == (None, 3)
 
@@ -34,3 +35,10 @@ def test_auto_without_a_driver_says_so(monkeypatch):
 def test_the_relaunched_command_drops_only_the_gpus_flag():
     argv = ["train", "sft", "--gpus", "cpu:2", "--preset", "tiny", "--gpus=0,1", "--n-docs", "4"]
     assert _strip_gpus(argv) == ["train", "sft", "--preset", "tiny", "--n-docs", "4"]
+
+
+@pytest.mark.parametrize("fake", ["nodriver", "2"])
+def test_gpus_that_do_not_exist_are_refused_before_any_worker(monkeypatch, fake):
+    monkeypatch.setenv("RERANKCTL_FAKE_GPUS", fake)
+    with pytest.raises(UsageError, match=r"NVML sees .*asked for GPU (0, 1, )?2, 3"):
+        parse_gpus("0,1,2,3")
