@@ -38,6 +38,25 @@ class RunStoreCallback(TrainerCallback):
         self.writer = writer
         self.best_logged: str | None = None
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.writer is None or not state.is_world_process_zero:
+            return
+        # Which distributed setup really ran (not what was asked): world size, accelerate's type, backend.
+        kind = getattr(getattr(args, "distributed_state", None), "distributed_type", None)
+        backend = None
+        try:
+            import torch.distributed as dist
+
+            backend = dist.get_backend() if dist.is_available() and dist.is_initialized() else None
+        except Exception:  # pragma: no cover - a backend query must never stop a run
+            backend = None
+        launcher = "torchrun" if os.environ.get("TORCHELASTIC_RUN_ID") else "single process"
+        self.writer.log_event(
+            f"distributed: world_size {args.world_size}, {getattr(kind, 'value', kind) or 'NO'}, "
+            f"backend {backend or 'none'}, launcher {launcher}"
+        )
+        self.writer.log_metrics(0, {"world_size": float(args.world_size)})
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.writer is None or not state.is_world_process_zero or not logs:
             return

@@ -21,9 +21,13 @@ def checkpointing_args(enabled: bool) -> dict[str, Any]:
 
 def bookkeeping_args(seed: int, report_to: Any) -> dict[str, Any]:
     """Seeds, reporting and data-loading kwargs shared by the SFT, RL, reward and VL trainers."""
+    import os
+
     import torch
 
     return {
+        # `--gpus cpu:N` workers: accelerate's MULTI_CPU (gloo) needs use_cpu in every process.
+        "use_cpu": os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"),
         "report_to": report_to or "none",
         "seed": seed,
         "data_seed": seed,

@@ -108,6 +108,9 @@ def relaunch_distributed(spec: str, argv: list[str]) -> int:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
     else:
         env["CUDA_VISIBLE_DEVICES"] = ""
+        # Without this the Trainer in each CPU worker saw DistributedType.NO and world size 1:
+        # copies of one run, not one run. With it accelerate sets up MULTI_CPU over gloo.
+        env["ACCELERATE_USE_CPU"] = "true"
     cmd = [
         sys.executable,
         "-m",
