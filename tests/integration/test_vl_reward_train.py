@@ -211,7 +211,9 @@ def test_test_only_writes_scores_jsonl(tmp_path, tiny_vl_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == [f"c{i}" for i in range(6)]
     for row in rows:
-        assert len(row["scores"]) == 2 and all(0 <= s <= 10 for s in row["scores"])
+        assert len(row["scores"]) == 2 and all(
+            -5 <= s <= 5 for s in row["scores"]
+        )  # the default range, -5..5
         assert row["correct"] == (row["predicted_ranking"] == row["human_ranking"])
     assert result.final["pairs"] == 6
 
