@@ -9,6 +9,9 @@ Accepted shapes:
 
 * rerank: ``{"query", "pos": [str], "neg": [str], "instruction"?, "pos_scores"?, "neg_scores"?}``
   or ``{"query", "docs": [str], "labels": [number], "instruction"?, "scores"?}`` (graded labels).
+* the original (seed) tool's rerank shape, read directly (:func:`parse_seed`): ``positives``/``positive``,
+  ``answer``, ``positives_strong``, ``negatives``/``negative``, the graded tiers ``neg_very_hard``,
+  ``neg_hard``, ``neg_medium`` and ``statement_*_negatives``.
 * preference: ``{"chosen": [messages], "rejected": [messages]}`` (the shared leading messages
   become the prompt) or ``{"prompt", "chosen", "rejected", "margin"?}`` where each of the three
   is a string or a list of messages.
@@ -18,6 +21,7 @@ Accepted shapes:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,8 +201,10 @@ def _require_object(obj: Any) -> dict:
 
 
 def parse_rerank(obj: Any) -> RerankRecord:
-    """Normalise one rerank record (pos/neg or docs/labels)."""
+    """Normalise one rerank record (pos/neg, docs/labels, or the seed tool's keys)."""
     obj = _require_object(obj)
+    if is_seed_rerank(obj):
+        return parse_seed(obj)
     query = _text(obj, "query")
     instruction = _text(obj, "instruction", required=False)
     if "docs" in obj and "pos" not in obj:
@@ -233,6 +239,60 @@ def parse_rerank(obj: Any) -> RerankRecord:
             )
         teacher = pos_scores + (neg_scores or [])
     return RerankRecord(query, pos + neg, [1.0] * len(pos) + [0.0] * len(neg), instruction, teacher)
+
+
+# ---------------------------------------------------------------------------------------------- seed rerank
+
+#: The original tool's document lists and the relevance label each one gets. Labels > 0 are
+#: positives everywhere (losses, sampling, metrics), so the graded *negative* tiers cannot carry a
+#: relevance grade without turning into positives: they are all 0 and keep their order (hardest
+#: first), which is how the seed tool listed them. Strong positives are graded above plain ones.
+SEED_POSITIVES: dict[str, float] = {"positives_strong": 2.0, "positives": 1.0, "positive": 1.0, "answer": 1.0}
+SEED_NEGATIVES: tuple[str, ...] = ("neg_very_hard", "neg_hard", "neg_medium", "negatives", "negative")
+_SEED_STATEMENT = re.compile(r"^statement_\w+_negatives$")
+
+
+def is_seed_rerank(obj: Any) -> bool:
+    """Whether ``obj`` uses the seed tool's keys (and none of rerankctl's ``pos``/``docs``)."""
+    if not isinstance(obj, dict) or "query" not in obj or "pos" in obj or "docs" in obj:
+        return False
+    return any(k in SEED_POSITIVES or k in SEED_NEGATIVES or _SEED_STATEMENT.match(k) for k in obj)
+
+
+def parse_seed(obj: Any) -> RerankRecord:
+    """Normalise one record of the original tool (``positives``/``negatives``, graded tiers).
+
+    Documents keep the order positives_strong, positives, positive, answer, then the negatives
+    from the hardest tier down (``neg_very_hard``, ``neg_hard``, ``neg_medium``, the
+    ``statement_*_negatives`` lists in file order, ``negatives``, ``negative``); labels come from
+    :data:`SEED_POSITIVES` (negatives are 0). Errors name the seed field (``neg_hard[2]``).
+    """
+    obj = _require_object(obj)
+    query = _text(obj, "query")
+    instruction = _text(obj, "instruction", required=False)
+    docs: list[str] = []
+    labels: list[float] = []
+    seen: set[str] = set()
+
+    def add(field: str, label: float) -> None:
+        for text in _text_list(obj, field, required=False):
+            if text not in seen:  # the answer is often also in positives: keep its first (highest) label
+                seen.add(text)
+                docs.append(text)
+                labels.append(label)
+
+    for field, label in SEED_POSITIVES.items():
+        add(field, label)
+    if not docs:
+        raise RecordError(
+            "positives",
+            "missing",
+            hint="a record needs 'positives' (or 'positive', 'answer', 'positives_strong')",
+        )
+    statements = [k for k in obj if isinstance(k, str) and _SEED_STATEMENT.match(k)]
+    for field in (*SEED_NEGATIVES[:3], *statements, *SEED_NEGATIVES[3:]):
+        add(field, 0.0)
+    return RerankRecord(query, docs, labels, instruction)
 
 
 # ---------------------------------------------------------------------------------------------- preference
@@ -332,5 +392,7 @@ def detect_kind(obj: Any) -> str | None:
     if "chosen" in obj or "rejected" in obj:
         return "preference"
     if "query" in obj and ("pos" in obj or "docs" in obj or "neg" in obj):
+        return "rerank"
+    if is_seed_rerank(obj):
         return "rerank"
     return None

@@ -17,6 +17,7 @@ def conv(name, obj):
 
 def test_registry_names_and_aliases():
     assert set(CONVERTERS) == {
+        "seed",
         "flagembedding",
         "ms-swift",
         "sentence-transformers",

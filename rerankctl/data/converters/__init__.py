@@ -20,6 +20,7 @@ from rerankctl.data.converters import (
     ms_swift,
     msmarco,
     rm_static,
+    seed,
     sentence_transformers,
     stack_exchange,
     ultrafeedback,
@@ -29,6 +30,7 @@ from rerankctl.data.io import Row, atomic_writer, dumps, iter_rows
 from rerankctl.errors import DataError, UsageError
 
 _MODULES = (
+    seed,
     flagembedding,
     ms_swift,
     sentence_transformers,
@@ -51,6 +53,8 @@ ALIASES = {
     "stack-exchange": "stack-exchange-paired",
     "full-hh-rlhf": "rm-static",
     "ultrafeedback-binarized": "ultrafeedback",
+    "original": "seed",
+    "qwen3-reranker": "seed",
 }
 
 
