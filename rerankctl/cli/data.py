@@ -172,6 +172,12 @@ def synth(
     image_dir: Annotated[
         Path | None, typer.Option("--image-dir", help="VL: where the PNGs go (default: OUTPUT_images/).")
     ] = None,
+    graded: Annotated[
+        bool,
+        typer.Option(
+            "--graded", help="Rerank: docs/labels with grades 0-3 (attributes matched) instead of pos/neg."
+        ),
+    ] = False,
 ) -> None:
     """Write a built-in synthetic data set (learnable, deterministic, English or Chinese)."""
     from rerankctl.data import synth as synth_mod
@@ -181,7 +187,7 @@ def synth(
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}")
     if kind == "rerank":
-        records = synth_mod.synth_rerank(n, seed, lang, split_name)
+        records = synth_mod.synth_rerank(n, seed, lang, split_name, graded=graded)
     elif kind == "preference":
         records = synth_mod.synth_preference(n, seed, lang, split_name)
     elif kind == "vl":
@@ -189,6 +195,8 @@ def synth(
         records = synth_mod.synth_vl(n, seed, folder, lang, relative_to=output.resolve().parent)
     else:
         raise UsageError(f"unknown kind {kind!r}", hint="use one of: rerank, preference, vl")
+    if graded and kind != "rerank":
+        raise UsageError("--graded applies to --kind rerank only")
     write_jsonl(output, records)
     typer.echo(f"wrote {len(records)} {kind} records ({lang}) to {output}")
 

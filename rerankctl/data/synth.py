@@ -4,6 +4,11 @@
   positives repeat all four, hard negatives miss exactly one, medium negatives miss two,
   easy negatives are another object. Ranking by "how many asked attributes does the
   document repeat" is the rule a model has to learn, from token overlap alone.
+  With ``graded=True`` the same records come as ``docs``/``labels`` with graded relevance: 3 for
+  a positive (all four attributes), 2 for a hard negative (three), 1 for a medium one (two), 0
+  for another object. The binary view (``graded=False``, same seed) holds the same documents with
+  only the grade-3 ones relevant: a model trained on it never sees the order among negatives that
+  graded NDCG rewards, which leaves RL with a graded reward something to learn.
 * **preference**: a question about one attribute of an item; the chosen answer gives that
   attribute's value, the rejected one gives another attribute, or a wrong value.
 * **vl**: see :mod:`rerankctl.data.synth_vl`.
@@ -99,7 +104,7 @@ def _teacher(rng: random.Random, query: Combo, doc: Combo) -> float:
     return round(min(1.0, max(0.0, matched + rng.gauss(0.0, 0.05))), 4)
 
 
-def _rerank_record(rng: random.Random, lang: str, combo: Combo) -> dict[str, Any]:
+def _rerank_record(rng: random.Random, lang: str, combo: Combo, graded: bool = False) -> dict[str, Any]:
     query = rng.choice(QUERY_TEMPLATES[lang]).format(**_words(lang, combo))
     n_pos = 2 if rng.random() < 0.3 else 1
     pos_templates = rng.sample(range(len(DOC_TEMPLATES[lang])), n_pos)
@@ -114,24 +119,42 @@ def _rerank_record(rng: random.Random, lang: str, combo: Combo) -> dict[str, Any
             neg = _mutate(rng, combo, rng.sample([0, 1, 3], changes))
         if neg not in negatives:
             negatives.append(neg)
-    return {
+    record = {
         "query": query,
         "pos": pos,
         "neg": [_doc(rng, lang, neg) for neg in negatives],
         "pos_scores": [_teacher(rng, combo, combo) for _ in pos],
         "neg_scores": [_teacher(rng, combo, neg) for neg in negatives],
     }
+    if not graded:
+        return record
+    # Grade = attributes shared with the query minus one; another object is 0 whatever else it shares.
+    grades = [
+        0.0 if neg[2] != combo[2] else float(sum(a == b for a, b in zip(combo, neg, strict=True)) - 1)
+        for neg in negatives
+    ]
+    docs = record["pos"] + record["neg"]
+    labels = [3.0] * len(pos) + grades
+    # Shuffled (positives first would let a position bias pass for relevance) by a generator of
+    # its own, so the main stream, and with it every later record, is the binary view's.
+    order = list(range(len(docs)))
+    random.Random(f"rerankctl-synth/graded/{query}/{len(docs)}").shuffle(order)
+    return {"query": query, "docs": [docs[i] for i in order], "labels": [labels[i] for i in order]}
 
 
-def synth_rerank(n: int, seed: int = 0, lang: str = "en", split: str = "all") -> list[dict[str, Any]]:
+def synth_rerank(
+    n: int, seed: int = 0, lang: str = "en", split: str = "all", graded: bool = False
+) -> list[dict[str, Any]]:
     """``n`` rerank records (``query/pos/neg/pos_scores/neg_scores``), 1-2 positives and 7 negatives each.
 
-    ``split="train"`` and ``split="eval"`` draw from disjoint attribute combinations.
+    ``split="train"`` and ``split="eval"`` draw from disjoint attribute combinations. ``graded``:
+    ``query/docs/labels`` records with grades 0-3 (module docstring); the queries and documents
+    are those of ``graded=False`` with the same arguments.
     """
     _check(lang, split)
     rng = _rng("rerank", lang, split, seed)
     stream = _combo_stream(rng, split)
-    return [_rerank_record(rng, lang, next(stream)) for _ in range(n)]
+    return [_rerank_record(rng, lang, next(stream), graded) for _ in range(n)]
 
 
 def builtin_rerank_split(

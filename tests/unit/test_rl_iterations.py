@@ -337,3 +337,13 @@ def test_pointwise_policy_trains_and_reference_free_dpo(tiny_qwen3_path, qwen3_t
     pc, pr = pair_logps(s, preference_pairs(batch["labels"], batch["mask"]))
     want = -torch.nn.functional.logsigmoid(0.5 * (pc - pr)).mean()
     assert loss.item() == pytest.approx(want.item(), rel=1e-5) and "kl" not in stats
+
+
+def test_graded_synth_is_the_binary_view_with_grades():
+    a = synth_rerank(40, seed=1, split="train")
+    b = synth_rerank(40, seed=1, split="train", graded=True)
+    for x, y in zip(a, b, strict=True):
+        assert x["query"] == y["query"] and sorted(x["pos"] + x["neg"]) == sorted(y["docs"])
+        grade = dict(zip(y["docs"], y["labels"], strict=True))
+        assert all(grade[d] == 3.0 for d in x["pos"]) and all(grade[d] < 3.0 for d in x["neg"])
+        assert sorted(grade[d] for d in x["neg"]) == [0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
