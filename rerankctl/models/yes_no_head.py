@@ -62,11 +62,11 @@ class YesNoHead(nn.Module):
 
 def causal_lm_of(model: Any) -> Any:
     """The ``*ForCausalLM`` inside a PEFT wrapper or accelerate/DDP wrapper (or ``model`` itself)."""
+    from rerankctl.models.scoring import unwrap_causal_lm
+
     while hasattr(model, "module") and isinstance(model.module, nn.Module):  # DDP / DeepSpeed engine
         model = model.module
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    return model
+    return unwrap_causal_lm(model)
 
 
 def has_yes_no_head(model: Any) -> bool:
