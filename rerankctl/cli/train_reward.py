@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from rerankctl.cli._config_options import split_csv
+from rerankctl.cli._distributed import distributed_options, launch_if_asked
 
 _D = "Data"
 _M = "Model and memory"
@@ -197,6 +198,7 @@ def train_reward(
     model_path: Annotated[
         Opt[str], typer.Option(help="Trained reward model for --eval-only.", rich_help_panel=_E)
     ] = None,
+    distributed: dict | None = None,
 ) -> None:
     """Train a Bradley-Terry reward model: [bold]-log σ(r_chosen − r_rejected − margin)[/].
 
@@ -256,6 +258,7 @@ def train_reward(
         "resume": resume,
         "eval_only": eval_only,
         "model_path": model_path,
+        **(distributed or {}),
     }
     cfg = finish_config(
         RewardConfig, preset=preset, overrides=overrides, command="train reward", print_config=False
@@ -266,6 +269,7 @@ def train_reward(
 
         typer.echo(config_to_toml(cfg), nl=False)
         raise typer.Exit(0)
+    launch_if_asked(cfg)
     from rich.console import Console
 
     from rerankctl.train.reward import run_reward
@@ -276,4 +280,4 @@ def train_reward(
 
 
 def register(train_app: typer.Typer) -> None:
-    train_app.command("reward")(train_reward)
+    train_app.command("reward")(distributed_options(train_reward))

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from rerankctl.cli._config_options import finish_config, split_csv
+from rerankctl.cli._distributed import distributed_options, launch_if_asked
 
 _G = "Groups and data"
 _R = "RL objective"
@@ -237,13 +238,7 @@ def train_rl(
     workers: Annotated[
         int | None, typer.Option("--workers", help="DataLoader workers.", rich_help_panel=_B)
     ] = None,
-    gpus: Annotated[
-        str | None,
-        typer.Option(
-            help="GPUs: '0,1,2,3', 'auto' (idle ones), 'auto:N', or 'cpu:N' (N CPU processes over gloo).",
-            rich_help_panel=_M,
-        ),
-    ] = None,
+    distributed: dict | None = None,
 ) -> None:
     """RL after SFT: GRPO, DAPO, Dr.GRPO, REINFORCE or DPO for a yes/no reranker (ranking or yes/no policy).
 
@@ -316,16 +311,12 @@ def train_rl(
         "report_to": report_to,
         "resume": resume,
         "dataloader_workers": workers,
+        **(distributed or {}),
     }
     cfg = finish_config(
         RLConfig, preset=preset, overrides=overrides, command="train rl", print_config=print_config
     )
-    if gpus:
-        import sys
-
-        from rerankctl.train.launch import relaunch_distributed
-
-        raise typer.Exit(relaunch_distributed(gpus, sys.argv[1:]))
+    launch_if_asked(cfg)
     from rich.console import Console
 
     from rerankctl.train.rl_runner import run_rl
@@ -364,4 +355,4 @@ def _print_summary(result, console) -> None:
 
 
 def register(train_app: typer.Typer) -> None:
-    train_app.command("rl")(train_rl)
+    train_app.command("rl")(distributed_options(train_rl))

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from rerankctl.cli._config_options import finish_config, split_csv
+from rerankctl.cli._distributed import distributed_options, launch_if_asked
 
 _G = "Groups and data"
 _L = "Loss"
@@ -178,13 +179,7 @@ def train_sft(
     workers: Annotated[
         int | None, typer.Option("--workers", help="DataLoader workers.", rich_help_panel=_B)
     ] = None,
-    gpus: Annotated[
-        str | None,
-        typer.Option(
-            help="GPUs: '0,1,2,3', 'auto' (idle ones), 'auto:N', or 'cpu:N' (N CPU processes over gloo).",
-            rich_help_panel=_M,
-        ),
-    ] = None,
+    distributed: dict | None = None,
 ) -> None:
     """Fine-tune a Qwen3 yes/no reranker on query groups with a listwise loss.
 
@@ -245,16 +240,12 @@ def train_sft(
         "report_to": report_to,
         "resume": resume,
         "dataloader_workers": workers,
+        **(distributed or {}),
     }
     cfg = finish_config(
         SFTConfig, preset=preset, overrides=overrides, command="train sft", print_config=print_config
     )
-    if gpus:
-        import sys
-
-        from rerankctl.train.launch import relaunch_distributed
-
-        raise typer.Exit(relaunch_distributed(gpus, sys.argv[1:]))
+    launch_if_asked(cfg)
     from rich.console import Console
 
     from rerankctl.train.sft_runner import is_main_process, run_sft
@@ -266,4 +257,4 @@ def train_sft(
 
 
 def register(train_app: typer.Typer) -> None:
-    train_app.command("sft")(train_sft)
+    train_app.command("sft")(distributed_options(train_sft))

@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from rerankctl.cli._distributed import distributed_options, launch_if_asked
+
 _D = "Data"
 _M = "Model and memory"
 _L = "Loss"
@@ -168,6 +170,7 @@ def train_vl_reward(
     test_output: Annotated[
         Opt[str], typer.Option(help="JSONL file for the test scores.", rich_help_panel=_T)
     ] = None,
+    distributed: dict | None = None,
 ) -> None:
     """Train a vision-language reward model (Qwen2-VL + MLP head, scores from --score-min to --score-max).
 
@@ -220,6 +223,7 @@ def train_vl_reward(
         "test_only": test_only,
         "model_path": model_path,
         "test_output": test_output,
+        **(distributed or {}),
     }
     cfg = finish_config(
         VLRewardConfig,
@@ -234,6 +238,7 @@ def train_vl_reward(
         raise UsageError(
             "--load-weights-only needs --resume", hint="pass --resume checkpoint_step_N (or latest)"
         )
+    launch_if_asked(cfg)
     from rich.console import Console
 
     from rerankctl.train.vl_reward import run_vl_reward, summary_lines
@@ -244,4 +249,4 @@ def train_vl_reward(
 
 
 def register(train_app: typer.Typer) -> None:
-    train_app.command("vl-reward")(train_vl_reward)
+    train_app.command("vl-reward")(distributed_options(train_vl_reward))

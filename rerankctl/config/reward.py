@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from rerankctl.config.base import StrictConfig
+from rerankctl.config.distributed import DistributedConfig
 
 BUILTIN_TINY_MODEL = "builtin:tiny-qwen3"
 BUILTIN_SYNTH_PREFERENCE = "builtin:synth-preference"
@@ -37,6 +38,10 @@ class SizeProfile(StrictConfig):
 
 class RewardConfig(StrictConfig):
     """Everything `train reward` and `--eval-only` need; every field is a flag and a preset key."""
+
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig, description="Processes, machines and sharding strategy."
+    )
 
     # What to train on
     model: str = Field(

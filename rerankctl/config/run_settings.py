@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from rerankctl.config.base import StrictConfig
+from rerankctl.config.distributed import DistributedConfig
 
 
 class RankerRunSettings(StrictConfig):
@@ -30,6 +31,10 @@ class RankerRunSettings(StrictConfig):
     dataloader_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
     attn_implementation: str | None = Field(
         None, description="sdpa, eager or flash_attention_2 (default: transformers' choice)."
+    )
+
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig, description="Processes, machines and sharding strategy."
     )
 
     # Built-in data sizes (only used with builtin:synth-rerank)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from rerankctl.config.base import StrictConfig
+from rerankctl.config.distributed import DistributedConfig
 
 BUILTIN_TINY_VL_MODEL = "builtin:tiny-qwen2vl"
 BUILTIN_SYNTH_VL = "builtin:synth-vl"
@@ -14,6 +15,10 @@ BUILTIN_SYNTH_VL = "builtin:synth-vl"
 
 class VLRewardConfig(StrictConfig):
     """Everything `train vl-reward` needs; every field is a flag and a preset key."""
+
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig, description="Processes, machines and sharding strategy."
+    )
 
     # Model
     model: str = Field(

@@ -19,8 +19,8 @@ def checkpointing_args(enabled: bool) -> dict[str, Any]:
     }
 
 
-def bookkeeping_args(seed: int, report_to: Any) -> dict[str, Any]:
-    """Seeds, reporting and data-loading kwargs shared by the SFT, RL, reward and VL trainers."""
+def bookkeeping_args(seed: int, report_to: Any, dist: Any = None) -> dict[str, Any]:
+    """Seeds, reporting, data-loading and sharding kwargs shared by the SFT, RL, reward and VL trainers."""
     import os
 
     import torch
@@ -34,4 +34,37 @@ def bookkeeping_args(seed: int, report_to: Any) -> dict[str, Any]:
         "remove_unused_columns": False,  # our collators read columns the model's forward() does not take
         "disable_tqdm": True,  # the rich progress callback shows progress
         "dataloader_pin_memory": torch.cuda.is_available(),  # pinning without a GPU only warns, every epoch
+        **distributed_args(dist),
     }
+
+
+def deepspeed_config_path(value: str) -> str:
+    """The JSON file for ``--deepspeed``: a built-in name (zero2, zero3, ...-offload) or the user's file."""
+    from pathlib import Path
+
+    builtin = Path(__file__).with_name("deepspeed_configs") / f"{value}.json"
+    return str(builtin) if builtin.is_file() else value
+
+
+def distributed_args(dist: Any) -> dict[str, Any]:
+    """TrainingArguments kwargs for the sharding strategy of a ``DistributedConfig``.
+
+    DDP needs nothing here: the Trainer wraps the model whenever the launcher set up a process
+    group. FSDP2 auto-wraps the model's ``_no_split_modules`` (its decoder layer class) and gathers
+    a full state dict at save, so ``final/`` is an ordinary Hugging Face directory. DeepSpeed
+    gets a JSON whose "auto" values the Trainer fills from these same arguments.
+    """
+    if dist is None:
+        return {}
+    if dist.deepspeed:
+        return {"deepspeed": deepspeed_config_path(dist.deepspeed)}
+    if dist.fsdp:
+        return {
+            "fsdp": "full_shard auto_wrap",
+            "fsdp_config": {
+                "version": 2,
+                "state_dict_type": "FULL_STATE_DICT",
+                "reshard_after_forward": True,
+            },
+        }
+    return {}

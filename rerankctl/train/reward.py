@@ -151,7 +151,7 @@ def training_arguments(cfg: RewardConfig, output_dir: Path, has_eval: bool) -> A
         save_strategy=save_strategy,
         save_steps=cfg.save_steps or cfg.eval_steps or 500,
         save_total_limit=cfg.save_total_limit,
-        **bookkeeping_args(cfg.seed, cfg.report_to),
+        **bookkeeping_args(cfg.seed, cfg.report_to, cfg.distributed),
         ddp_find_unused_parameters=False,
     )
 

@@ -178,7 +178,7 @@ def training_arguments(cfg: SFTConfig, output_dir: Path, has_eval: bool) -> Any:
         metric_for_best_model="eval_ndcg@10" if has_eval else None,
         greater_is_better=True if has_eval else None,
         load_best_model_at_end=False,
-        **bookkeeping_args(cfg.seed, cfg.report_to),
+        **bookkeeping_args(cfg.seed, cfg.report_to, cfg.distributed),
         dataloader_num_workers=cfg.dataloader_workers,
         save_only_model=False,
         ddp_find_unused_parameters=False,

@@ -206,7 +206,7 @@ def vl_training_arguments(cfg: VLRewardConfig, run_dir: Path, has_eval: bool) ->
         save_strategy="steps" if (cfg.save_steps or cfg.eval_steps) else "epoch",
         save_steps=cfg.save_steps or cfg.eval_steps or 500,
         save_total_limit=cfg.save_total_limit,
-        **bookkeeping_args(cfg.seed, cfg.report_to),
+        **bookkeeping_args(cfg.seed, cfg.report_to, cfg.distributed),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rerankctl.errors import UsageError
-from rerankctl.train.launch import _strip_gpus, parse_gpus
+from rerankctl.train.launch import parse_gpus, strip_launcher_flags
 
 
 def test_explicit_lists_and_cpu_processes(monkeypatch):
@@ -32,9 +32,14 @@ def test_auto_without_a_driver_says_so(monkeypatch):
         parse_gpus("auto")
 
 
-def test_the_relaunched_command_drops_only_the_gpus_flag():
+def test_the_relaunched_command_drops_only_the_launcher_flags():
     argv = ["train", "sft", "--gpus", "cpu:2", "--preset", "tiny", "--gpus=0,1", "--n-docs", "4"]
-    assert _strip_gpus(argv) == ["train", "sft", "--preset", "tiny", "--n-docs", "4"]
+    argv += ["--nnodes", "2", "--node-rank=1", "--master-addr", "10.0.0.1", "--master-port", "29501"]
+    argv += ["--accelerate-config", "a.yaml", "--fsdp", "--deepspeed", "zero2"]
+    # The strategy flags stay: every worker's TrainingArguments needs them.
+    assert strip_launcher_flags(argv) == [
+        "train", "sft", "--preset", "tiny", "--n-docs", "4", "--fsdp", "--deepspeed", "zero2",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("fake", ["nodriver", "2"])
