@@ -30,11 +30,13 @@ TABLE_SUFFIXES = (".parquet", ".csv", ".tsv")
 
 @dataclass
 class Row:
-    """One line of a file: ``obj`` when it parsed, else ``error`` says why not."""
+    """One line of a file: ``obj`` when it parsed, else ``error`` says why not (``field``/``hint`` if known)."""
 
     line: int
     obj: Any = None
     error: str | None = None
+    field: str | None = None
+    hint: str | None = None
 
 
 def file_format(path: str | os.PathLike) -> str:
@@ -56,27 +58,109 @@ def check_exists(path: str | os.PathLike) -> Path:
     return p
 
 
+BOM = b"\xef\xbb\xbf"
+_GZIP_MAGIC = b"\x1f\x8b"
+NOT_UTF8_HINT = (
+    "the file is not UTF-8 (latin-1 / cp1252?); convert it, e.g. `iconv -f latin1 -t utf-8 IN > OUT`"
+)
+
+
+def open_binary(path: str | os.PathLike) -> IO[bytes]:
+    """The file's bytes, gunzipped when it is gzip-compressed (by content, whatever its name).
+
+    Every reader goes through here, so ``data validate``, ``convert``, ``stats``, ``split``,
+    training and evaluation accept exactly the same files.
+    """
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == _GZIP_MAGIC
+    if gzipped:
+        import gzip
+
+        return gzip.open(path, "rb")
+    return open(path, "rb", buffering=1 << 20)
+
+
+def _has_escaped_byte(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _surrogate_field(obj: Any, prefix: str = "") -> str | None:
+    """The field (``neg[3]``) of the first string holding an undecodable byte (surrogateescape)."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if _has_escaped_byte(str(key)):
+                return name
+            found = _surrogate_field(value, name)
+            if found is not None:
+                return found
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            found = _surrogate_field(value, f"{prefix}[{i}]")
+            if found is not None:
+                return found
+    elif isinstance(obj, str) and _has_escaped_byte(obj):
+        return prefix or None
+    return None
+
+
+def _decode_error(raw: bytes, exc: UnicodeDecodeError) -> tuple[str, str | None]:
+    """(message, field) for a line that is not UTF-8; the field is found by a lenient re-parse."""
+    byte = raw[exc.start]
+    message = f"not UTF-8: byte 0x{byte:02X} at byte {exc.start + 1} of the line"
+    field = None
+    with contextlib.suppress(ValueError, RecursionError):
+        obj = json.loads(raw.decode("utf-8", "surrogateescape"))
+        field = _surrogate_field(obj)
+    return message, field
+
+
+def json_error(exc: json.JSONDecodeError) -> str:
+    """``not valid JSON: <reason> (column N)``; json's own messages may end in "at" already."""
+    return f"not valid JSON: {exc.msg} (column {exc.colno})"
+
+
 def parse_json_line(raw: bytes) -> tuple[Any, str | None]:
     """Parse one JSONL line; returns (obj, None) or (None, reason)."""
+    obj, error, _field = parse_json_line_full(raw)
+    return obj, error
+
+
+def parse_json_line_full(raw: bytes) -> tuple[Any, str | None, str | None]:
+    """Parse one JSONL line: (obj, None, None) or (None, reason, field or None)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 (byte {exc.start})"
+        message, field = _decode_error(raw, exc)
+        return None, message, field
     try:
-        return json.loads(text), None
+        # Without its line break, so that an error at the end of the line points into it.
+        return json.loads(text.rstrip("\r\n")), None, None
     except json.JSONDecodeError as exc:
-        return None, f"not valid JSON: {exc.msg} at column {exc.colno}"
+        if text.startswith("\ufeff"):
+            return None, "a UTF-8 byte-order mark in the middle of the file", None
+        return None, json_error(exc), None
     except RecursionError:
-        return None, "not valid JSON: nested too deeply"
+        return None, "not valid JSON: nested too deeply", None
+
+
+def _row(number: int, raw: bytes) -> Row:
+    obj, error, field = parse_json_line_full(raw)
+    hint = NOT_UTF8_HINT if error and error.startswith("not UTF-8") else None
+    return Row(number, obj, error, field, hint)
 
 
 def iter_jsonl_lines(handle: IO[bytes], start_line: int = 1) -> Iterator[Row]:
-    """Rows of an open binary JSONL handle; blank lines are skipped but still counted."""
+    """Rows of an open binary JSONL handle; blank lines are skipped but still counted.
+
+    A UTF-8 byte-order mark at the start of the file is dropped (Windows editors write one).
+    """
     for number, raw in enumerate(handle, start=start_line):
+        if number == start_line and raw.startswith(BOM):
+            raw = raw[len(BOM) :]
         if not raw.strip():
             continue
-        obj, error = parse_json_line(raw)
-        yield Row(number, obj, error)
+        yield _row(number, raw)
 
 
 def _cell(value: str) -> Any:
@@ -90,12 +174,34 @@ def _cell(value: str) -> Any:
     return value
 
 
+class _StrictLines:
+    """Decoded lines of a binary handle for the csv module; remembers lines that are not UTF-8."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.number = 0
+        self.bad: dict[int, str] = {}
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self.handle:
+            self.number += 1
+            if self.number == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM) :]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.bad[self.number] = _decode_error(raw, exc)[0]
+                yield raw.decode("utf-8", "replace")
+
+
 def _iter_csv(path: Path, delimiter: str) -> Iterator[Row]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
+    with open_binary(path) as binary:
+        lines = _StrictLines(binary)
+        reader = csv.DictReader(lines, delimiter=delimiter)
         rows = iter(reader)
         last_error_line = -1
+        previous = 1  # the header
         while True:
             try:
                 record = next(rows)
@@ -106,6 +212,12 @@ def _iter_csv(path: Path, delimiter: str) -> Iterator[Row]:
                     break
                 last_error_line = reader.line_num
                 yield Row(reader.line_num, error=f"not valid CSV: {exc}")
+                continue
+            span = range(previous + 1, reader.line_num + 1)
+            previous = reader.line_num
+            bad = next((lines.bad[n] for n in span if n in lines.bad), None)
+            if bad is not None or 1 in lines.bad:
+                yield Row(reader.line_num, error=bad or lines.bad[1], hint=NOT_UTF8_HINT)
                 continue
             if None in record:
                 yield Row(reader.line_num, error=f"{len(record[None])} more cells than header columns")
@@ -128,12 +240,16 @@ def _iter_parquet(path: Path) -> Iterator[Row]:
 
 
 def iter_rows(path: str | os.PathLike) -> Iterator[Row]:
-    """Every row of a JSONL / JSON-array / CSV / TSV / Parquet file with its line number."""
+    """Every row of a JSONL / JSON-array / CSV / TSV / Parquet file with its line number.
+
+    The one reader of every data path: gzip (``.jsonl.gz`` and friends) and a UTF-8 BOM are
+    accepted everywhere; bytes that are not UTF-8 and lines that are not JSON become error
+    rows naming the line (and the field, when it can be found).
+    """
     p = check_exists(path)
     fmt = file_format(p)
     if fmt == "jsonl":
-        opener = _open_gz if str(p).endswith(".gz") else open
-        with opener(p, "rb") as handle:
+        with open_binary(p) as handle:
             yield from iter_jsonl_lines(handle)
     elif fmt == "json":
         yield from _iter_json(p)
@@ -143,23 +259,30 @@ def iter_rows(path: str | os.PathLike) -> Iterator[Row]:
         yield from _iter_csv(p, "\t" if fmt == "tsv" else ",")
 
 
-def _open_gz(path: Path, mode: str):
-    import gzip
-
-    return gzip.open(path, mode)
-
-
 def _iter_json(path: Path) -> Iterator[Row]:
     """A ``.json`` file is either a JSON array of records or, commonly, JSONL with a .json name."""
-    with open(path, "rb") as handle:
-        head = handle.read(1 << 16).lstrip()
+    with open_binary(path) as handle:
+        head = handle.read(1 << 16).removeprefix(BOM).lstrip()
     if not head.startswith(b"["):
-        with open(path, "rb") as handle:
+        with open_binary(path) as handle:
             yield from iter_jsonl_lines(handle)
         return
-    obj, error = parse_json_line(path.read_bytes())
-    if error is not None or not isinstance(obj, list):
-        yield Row(1, error=error or "a .json file must hold an array of records")
+    with open_binary(path) as handle:
+        data = handle.read().removeprefix(BOM)
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        yield Row(line, error=_decode_error(data, exc)[0], hint=NOT_UTF8_HINT)
+        return
+    except json.JSONDecodeError as exc:
+        yield Row(exc.lineno, error=json_error(exc))
+        return
+    except RecursionError:
+        yield Row(1, error="not valid JSON: nested too deeply")
+        return
+    if not isinstance(obj, list):
+        yield Row(1, error="a .json file must hold an array of records")
         return
     for number, record in enumerate(obj, start=1):
         yield Row(number, record)
@@ -223,7 +346,11 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
     for row in iter_rows(path):
         if row.error is not None:
             raise DataError(
-                row.error, hint="run `rerankctl data validate` on it", path=str(path), line=row.line
+                row.error,
+                hint=row.hint or "run `rerankctl data validate` on it",
+                path=str(path),
+                line=row.line,
+                field=row.field,
             )
         out.append(row.obj)
     return out

@@ -1,19 +1,22 @@
 """`RerankDataset`: a map-style dataset of query groups over memory-mapped Arrow.
 
-Files load through `datasets` (``load_dataset("json" | "parquet" | "csv", data_files=...)``,
-or a hub dataset name), are normalised once into the columns ``query, docs, labels,
-instruction, teacher_scores`` with ``Dataset.map`` (cached as Arrow and memory-mapped,
-so a large file costs little RAM), and every ``__getitem__`` samples a fresh group of
-``n_docs`` documents with a generator seeded by (seed, epoch, index).
+Local files are read by the same line reader as ``data validate`` (:func:`rerankctl.data.
+validate.parse_rows`: gzip, BOM, the same errors and the same "empty file" verdict) and
+written once into Arrow with ``Dataset.from_generator`` (cached under the file's size and
+mtime, memory-mapped, so a large file costs little RAM). Hub datasets load through
+``load_dataset`` and are normalised with ``Dataset.map``. Either way the columns are
+``query, docs, labels, instruction, teacher_scores``, every text field is cut to
+``max_chars`` characters as it is read (data/limits.py), and every ``__getitem__``
+samples a fresh group of ``n_docs`` documents with a generator seeded by (seed, epoch, index).
 
 A bad record stops loading with a :class:`DataError` naming the file, the line and the
-field (the line comes from re-reading the file line by line, since Arrow has no line
-numbers); ``skip_invalid`` drops and counts bad records instead.
+field; ``skip_invalid`` drops and counts bad records instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -23,14 +26,15 @@ from typing import Any
 
 from rerankctl import paths
 from rerankctl.data.formats import RecordError, RerankRecord, parse_rerank
-from rerankctl.data.io import file_format
+from rerankctl.data.limits import DEFAULT_MAX_CHARS, cap_record
 from rerankctl.data.sampling import build_group, rng_for
-from rerankctl.errors import DataError, NotFoundError
+from rerankctl.errors import DataError, NotFoundError, RerankctlError
 
 log = logging.getLogger(__name__)
 
+# Bump when _file_rows changes what it writes: the Arrow cache of every file is rebuilt.
+_READER_VERSION = 1
 QUIET_BELOW = 100_000  # rows: smaller data sets normalise in well under a second
-_BUILDERS = {"jsonl": "json", "json": "json", "parquet": "parquet", "csv": "csv", "tsv": "csv"}
 
 
 def _features():
@@ -44,6 +48,7 @@ def _features():
             "instruction": Value("string"),
             "teacher_scores": List(Value("float64")),
             "_error": Value("string"),
+            "_cut": Value("bool"),
         }
     )
 
@@ -60,20 +65,47 @@ def _decode_cells(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _normalise(row: dict[str, Any]) -> dict[str, Any]:
+def _error_row(error: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "query": "",
+        "docs": [],
+        "labels": [],
+        "instruction": None,
+        "teacher_scores": None,
+        "_error": json.dumps(error),
+        "_cut": False,
+    }
+
+
+def _normalise(row: dict[str, Any], max_chars: int = 0) -> dict[str, Any]:
     try:
         record = parse_rerank(_decode_cells(row))
     except RecordError as exc:
-        error = json.dumps({"field": exc.field, "message": exc.message, "hint": exc.hint})
-        return {
-            "query": "",
-            "docs": [],
-            "labels": [],
-            "instruction": None,
-            "teacher_scores": None,
-            "_error": error,
-        }
-    return {**record.to_dict(), "_error": None}
+        return _error_row({"field": exc.field, "message": exc.message, "hint": exc.hint, "line": None})
+    cut = cap_record(record, max_chars)
+    return {**record.to_dict(), "_error": None, "_cut": cut}
+
+
+def _file_rows(path: str, stamp: tuple[int, int], max_chars: int):
+    """Normalised rows of a local file through the one line reader (``stamp`` keys the cache)."""
+    from rerankctl.data.validate import parse_rows
+
+    del stamp  # only part of the cache key: a changed file is read again
+    for _row, record, error in parse_rows(path, "rerank", check_images=False):
+        if error is not None:
+            # The message already names file, line and field; line and field ride along for callers.
+            yield _error_row(
+                {
+                    "message": error.message,
+                    "hint": error.hint,
+                    "line": error.line,
+                    "field": error.field,
+                    "full": True,
+                }
+            )
+            continue
+        cut = cap_record(record, max_chars)
+        yield {**record.to_dict(), "_error": None, "_cut": cut}
 
 
 @contextlib.contextmanager
@@ -91,38 +123,49 @@ def _quiet_progress(rows: int):
             ds_logging.enable_progress_bar()
 
 
-def load_raw(source: str | os.PathLike, split: str = "train", cache_dir: str | None = None):
-    """A `datasets.Dataset` from a local file (JSONL/JSON/Parquet/CSV/TSV) or a hub dataset name."""
+def read_file(path: str | os.PathLike, max_chars: int = 0, cache_dir: str | None = None):
+    """A local file as a normalised `datasets.Dataset` (with ``_error``/``_cut`` columns).
+
+    Raises:
+        DataError: an empty file, an unreadable Parquet file (bad lines are ``_error`` rows).
+    """
+    from datasets import Dataset
+
+    path = str(path)
+    info = os.stat(path)
+    stamp = (info.st_size, info.st_mtime_ns)
+    cache_dir = cache_dir or str(paths.cache_dir("datasets"))
+    # Our own cache key: datasets' default one would not change with the file or the cap.
+    key = json.dumps([_READER_VERSION, os.path.abspath(path), stamp, max_chars])
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:32]
+    try:
+        with _quiet_progress(info.st_size // 100):  # ~100 bytes per record at the least
+            return Dataset.from_generator(
+                _file_rows,
+                features=_features(),
+                cache_dir=cache_dir,
+                gen_kwargs={"path": path, "stamp": stamp, "max_chars": max_chars},
+                fingerprint=fingerprint,
+            )
+    except Exception as exc:  # noqa: BLE001 - datasets wraps the generator's error in its own
+        cause = exc if isinstance(exc, RerankctlError) else (exc.__cause__ or exc.__context__)
+        if isinstance(cause, RerankctlError):
+            raise cause from None
+        raise
+
+
+def load_hub(source: str, split: str = "train", cache_dir: str | None = None):
+    """A hub dataset (`load_dataset`), for names like ``org/name``."""
     from datasets import load_dataset
 
     cache_dir = cache_dir or str(paths.cache_dir("datasets"))
-    path = Path(source)
     try:
-        if path.exists():
-            builder = _BUILDERS[file_format(path)]
-            kwargs = {"delimiter": "\t"} if file_format(path) == "tsv" else {}
-            return load_dataset(builder, data_files=str(path), split="train", cache_dir=cache_dir, **kwargs)
-        if "/" in str(source) and not str(source).startswith((".", "/")):
-            return load_dataset(str(source), split=split, cache_dir=cache_dir)
-    except Exception as exc:  # noqa: BLE001 - datasets/pyarrow raise many types for bad input
-        if path.exists():
-            raise _first_line_error(str(path), exc) from None
+        return load_dataset(str(source), split=split, cache_dir=cache_dir)
+    except Exception as exc:  # noqa: BLE001 - datasets raises many types for "not there / offline"
         raise NotFoundError(
             f"cannot load dataset {source!r}: {type(exc).__name__}: {exc}",
             hint="offline? download it first, or pass a local JSONL/Parquet/CSV file",
         ) from None
-    raise NotFoundError(f"{source}: no such file", hint="pass a JSONL/Parquet/CSV file or a hub dataset name")
-
-
-def _first_line_error(path: str, exc: BaseException | None = None) -> DataError:
-    """The first bad line of a local file, found by reading it line by line."""
-    from rerankctl.data.validate import parse_rows
-
-    for _row, _record, error in parse_rows(path, "rerank"):
-        if error is not None:
-            return error
-    reason = f"{type(exc).__name__}: {exc}" if exc else "unreadable"
-    return DataError(f"cannot load: {reason}", hint="run `rerankctl data validate` on it", path=path)
 
 
 class RerankDataset:
@@ -138,6 +181,8 @@ class RerankDataset:
         seed: sampling seed; :meth:`set_epoch` re-samples.
         skip_invalid: drop bad records (counted in ``skipped``) instead of failing.
         split: the split of a hub dataset.
+        max_chars: characters kept per text field as records are read (0 = all); the
+            records cut are counted in ``cut``.
     """
 
     def __init__(
@@ -151,6 +196,7 @@ class RerankDataset:
         skip_invalid: bool = False,
         split: str = "train",
         cache_dir: str | None = None,
+        max_chars: int = DEFAULT_MAX_CHARS,
     ) -> None:
         self.n_docs, self.n_pos, self.max_docs = n_docs, n_pos, max_docs
         self.strategy, self.seed, self.epoch = strategy, seed, 0
@@ -158,6 +204,8 @@ class RerankDataset:
         self.skipped = 0
         self.dropped_docs = 0
         self.dropped_groups = 0
+        self.max_chars = max_chars
+        self.cut = 0
         self.data = self._load(source, skip_invalid, split, cache_dir)
         if len(self.data) == 0:
             raise DataError(
@@ -169,42 +217,53 @@ class RerankDataset:
     def _load(self, source: Any, skip_invalid: bool, split: str, cache_dir: str | None):
         from datasets import Dataset
 
-        if isinstance(source, Sequence) and not isinstance(source, str):
-            rows = [r.to_dict() if isinstance(r, RerankRecord) else r for r in source]
-            raw = Dataset.from_list(rows) if rows else Dataset.from_dict({"query": []})
-        elif isinstance(source, Dataset):
-            raw = source
+        if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
+            data = read_file(source, self.max_chars, cache_dir)
         else:
-            try:
-                raw = load_raw(source, split, cache_dir)
-            except DataError:
-                if not Path(str(source)).is_file():
-                    raise
-                # Unparseable lines, or valid rows whose types differ (a lone string here, a list
-                # there), break the columnar loader: read the file line by line instead. This
-                # raises the first bad line unless skip_invalid.
-                from rerankctl.data.validate import load_records
-
-                records, self.skipped = load_records(source, "rerank", skip_invalid=skip_invalid)
-                raw = Dataset.from_list([r.to_dict() for r in records])
-        with _quiet_progress(len(raw)):
-            data = raw.map(
-                _normalise, remove_columns=raw.column_names, features=_features(), desc="normalising"
-            )
-        bad = [i for i, error in enumerate(data["_error"]) if error is not None]
+            if isinstance(source, Sequence) and not isinstance(source, str):
+                rows = [r.to_dict() if isinstance(r, RerankRecord) else r for r in source]
+                raw = Dataset.from_list(rows) if rows else Dataset.from_dict({"query": []})
+            elif isinstance(source, Dataset):
+                raw = source
+            elif "/" in str(source) and not str(source).startswith((".", "/")):
+                raw = load_hub(str(source), split, cache_dir)
+            else:
+                raise NotFoundError(
+                    f"{source}: no such file", hint="pass a JSONL/Parquet/CSV file or a hub dataset name"
+                )
+            with _quiet_progress(len(raw)):
+                data = raw.map(
+                    _normalise,
+                    remove_columns=raw.column_names,
+                    features=_features(),
+                    fn_kwargs={"max_chars": self.max_chars},
+                    desc="normalising",
+                )
+        errors = data["_error"]
+        bad = [i for i, error in enumerate(errors) if error is not None]
         if bad:
             if not skip_invalid:
-                raise self._error_for(bad[0], data[bad[0]]["_error"])
+                raise self._error_for(bad[0], errors[bad[0]])
             self.skipped += len(bad)
             log.warning("%s: skipped %d invalid record(s)", self.source, len(bad))
             drop = set(bad)
             data = data.select([i for i in range(len(data)) if i not in drop])
-        return data.remove_columns("_error")
+        self.cut = sum(data["_cut"])
+        if self.cut:
+            log.warning(
+                "%s: cut %d record(s) with a field over %d characters (--max-chars)",
+                self.source,
+                self.cut,
+                self.max_chars,
+            )
+        return data.remove_columns(["_error", "_cut"])
 
     def _error_for(self, index: int, error: str) -> DataError:
-        if Path(self.source).is_file():
-            return _first_line_error(self.source)
         first = json.loads(error)
+        if first.get("full"):  # from the line reader: already "file:line: field 'x': ..."
+            out = DataError(first["message"], first["hint"])
+            out.path, out.line, out.field = self.source, first["line"], first["field"]
+            return out
         return DataError(
             first["message"], first["hint"], path=self.source, line=index + 1, field=first["field"]
         )

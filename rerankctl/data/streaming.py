@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from rerankctl.data.formats import RecordError, parse_rerank
-from rerankctl.data.io import check_exists, file_format, parse_json_line
+from rerankctl.data.io import BOM, NOT_UTF8_HINT, check_exists, file_format, open_binary, parse_json_line_full
+from rerankctl.data.limits import DEFAULT_MAX_CHARS, cap_record
 from rerankctl.data.sampling import build_group, rng_for
 from rerankctl.errors import DataError, UsageError
 
@@ -53,6 +54,8 @@ class StreamingRerankDataset(_iterable_base()):
         rank, world_size: this process's shard; default from torch.distributed or RANK/WORLD_SIZE.
         skip_invalid: skip (and count, per reader) bad lines instead of raising.
         shuffle_buffer: shuffle within a buffer of this many groups (0 = file order).
+        max_chars: characters kept per text field as lines are read (0 = all); ``cut`` counts
+            this reader's cut records.
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class StreamingRerankDataset(_iterable_base()):
         world_size: int | None = None,
         skip_invalid: bool = False,
         shuffle_buffer: int = 0,
+        max_chars: int = DEFAULT_MAX_CHARS,
     ) -> None:
         super().__init__()
         self.path = str(check_exists(path))
@@ -81,6 +85,8 @@ class StreamingRerankDataset(_iterable_base()):
         self.skip_invalid = skip_invalid
         self.shuffle_buffer = shuffle_buffer
         self.skipped = 0
+        self.max_chars = max_chars
+        self.cut = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -100,11 +106,7 @@ class StreamingRerankDataset(_iterable_base()):
         return (self.rank if self.rank is not None else rank), (self.world_size or world)
 
     def _open(self):
-        if self.path.endswith(".gz"):
-            import gzip
-
-            return gzip.open(self.path, "rb")
-        return open(self.path, "rb", buffering=1 << 20)
+        return open_binary(self.path)  # the same reader as data validate: gzip by content
 
     def iter_records(self) -> Iterator[tuple[int, int, Any]]:
         """(ordinal, line, RerankRecord) of this reader's share, in file order."""
@@ -112,15 +114,18 @@ class StreamingRerankDataset(_iterable_base()):
         ordinal = -1
         with self._open() as handle:
             for line, raw in enumerate(handle, start=1):
+                if line == 1 and raw.startswith(BOM):
+                    raw = raw[len(BOM) :]
                 if not raw.strip():
                     continue
                 ordinal += 1
                 if ordinal % shards != shard:
                     continue
-                obj, error = parse_json_line(raw)
+                obj, error, bad_field = parse_json_line_full(raw)
                 try:
                     if error is not None:
-                        raise RecordError(None, error)
+                        hint = NOT_UTF8_HINT if error.startswith("not UTF-8") else None
+                        raise RecordError(bad_field, error, hint)
                     record = parse_rerank(obj)
                 except RecordError as exc:
                     if not self.skip_invalid:
@@ -129,7 +134,13 @@ class StreamingRerankDataset(_iterable_base()):
                         ) from None
                     self.skipped += 1
                     continue
+                if cap_record(record, self.max_chars):
+                    self.cut += 1
                 yield ordinal, line, record
+        if ordinal == -1:
+            from rerankctl.data.validate import empty_error
+
+            raise empty_error(self.path)
         if self.skipped:
             log.warning(
                 "%s: skipped %d invalid line(s) in shard %d/%d", self.path, self.skipped, shard, shards

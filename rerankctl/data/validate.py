@@ -16,6 +16,7 @@ from typing import Any
 
 from rerankctl.data.formats import KINDS, PARSERS, RecordError, detect_kind
 from rerankctl.data.io import Row, atomic_writer, dumps, iter_rows
+from rerankctl.data.limits import cap_record
 from rerankctl.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
@@ -58,16 +59,41 @@ def record_error(path: str, line: int, exc: RecordError) -> DataError:
 
 def row_error(path: str, row: Row) -> DataError:
     return DataError(
-        row.error or "unreadable", "fix or drop this line (--skip-invalid)", path=path, line=row.line
+        row.error or "unreadable",
+        row.hint or "fix or drop this line (--skip-invalid)",
+        path=path,
+        line=row.line,
+        field=row.field,
     )
 
 
+def empty_error(path: str) -> DataError:
+    """The verdict on a file with no records (nothing, or only blank lines) in every command."""
+    return DataError("empty file: no records", hint="point at the file that holds the data", path=str(path))
+
+
+# Rows looked at to tell the kind; past them the first unreadable line is the verdict.
+_PEEK_ROWS = 1000
+
+
 def _peek_kind(path: str) -> str:
-    for row in iter_rows(path):
+    first_error: Row | None = None
+    seen = 0
+    for seen, row in enumerate(iter_rows(path), start=1):
         if row.error is None:
             kind = detect_kind(row.obj)
             if kind is not None:
                 return kind
+        elif first_error is None:
+            first_error = row
+        if seen >= _PEEK_ROWS:
+            break
+    if seen == 0:
+        raise empty_error(path)
+    if first_error is not None:
+        # Nothing readable to tell the kind from: the unreadable line is the real problem
+        # (a latin-1 file is "not UTF-8 at line 1", as train says, not "unknown kind").
+        raise row_error(path, first_error)
     raise DataError(
         "cannot tell whether this is rerank, preference or VL data",
         hint="rerank needs query/pos/neg or query/docs/labels; pass --kind to see the exact errors",
@@ -83,15 +109,33 @@ def resolve_kind(path: str, kind: str | None) -> str:
     return kind
 
 
+@dataclass
+class ReadCounts:
+    """What reading a file cut: records with a field longer than ``max_chars`` (see data/limits.py)."""
+
+    cut: int = 0
+
+
 def parse_rows(
-    path: str | os.PathLike, kind: str | None = None, check_images: bool = True
+    path: str | os.PathLike,
+    kind: str | None = None,
+    check_images: bool = True,
+    max_chars: int = 0,
+    counts: ReadCounts | None = None,
 ) -> Iterator[tuple[Row, Any, DataError | None]]:
-    """Every row with its normalised record (or None) and its error (or None)."""
+    """Every row with its normalised record (or None) and its error (or None).
+
+    ``max_chars`` cuts every text field of the records (not of ``row.obj``) as they are
+    read; ``counts.cut`` counts the records cut. A file without any record raises the
+    "empty file" DataError once it has been read.
+    """
     path = str(path)
     kind = resolve_kind(path, kind)
     parser = PARSERS[kind]
     base = Path(path).resolve().parent
+    rows = 0
     for row in iter_rows(path):
+        rows += 1
         if row.error is not None:
             yield row, None, row_error(path, row)
             continue
@@ -108,7 +152,11 @@ def parse_rows(
         except RecordError as exc:
             yield row, None, record_error(path, row.line, exc)
             continue
+        if max_chars and cap_record(record, max_chars) and counts is not None:
+            counts.cut += 1
         yield row, record, None
+    if rows == 0:
+        raise empty_error(path)
 
 
 def validate_file(
@@ -148,15 +196,22 @@ def validate_file(
 
 
 def load_records(
-    path: str | os.PathLike, kind: str | None = None, skip_invalid: bool = False, check_images: bool = True
+    path: str | os.PathLike,
+    kind: str | None = None,
+    skip_invalid: bool = False,
+    check_images: bool = True,
+    max_chars: int = 0,
+    counts: ReadCounts | None = None,
 ) -> tuple[list[Any], int]:
     """All normalised records of a file and how many bad ones were skipped.
 
+    ``max_chars``/``counts``: as in :func:`parse_rows`.
+
     Raises:
-        DataError: on the first bad record unless ``skip_invalid``.
+        DataError: on the first bad record unless ``skip_invalid``; on an empty file.
     """
     records, skipped = [], 0
-    for _row, record, error in parse_rows(path, kind, check_images):
+    for _row, record, error in parse_rows(path, kind, check_images, max_chars, counts):
         if error is not None:
             if not skip_invalid:
                 raise error

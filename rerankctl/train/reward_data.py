@@ -98,7 +98,7 @@ def load_preferences(
             for row in iter_rows(str(path)):
                 if row.error is not None:
                     if not skip_invalid:
-                        raise DataError(row.error, path=str(path), line=row.line)
+                        raise DataError(row.error, row.hint, path=str(path), line=row.line, field=row.field)
                     continue
                 rows.append(row.obj)
             return _convert_rows(rows, converter, str(path), skip_invalid)

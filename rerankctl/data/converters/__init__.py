@@ -87,7 +87,7 @@ def convert_rows(
     check = PARSERS[converter.KIND]
     for row in reader(path):
         if row.error is not None:
-            yield row, [], DataError(row.error, path=path, line=row.line)
+            yield row, [], DataError(row.error, row.hint, path=path, line=row.line, field=row.field)
             continue
         try:
             records = converter.convert(row.obj)
@@ -130,6 +130,10 @@ def convert_file(
             for record in records:
                 handle.write(dumps(record) + "\n")
                 report.written += 1
+        if report.rows == 0:
+            from rerankctl.data.validate import empty_error
+
+            raise empty_error(path)
         if report.written == 0:
             raise DataError(
                 "no record could be converted",

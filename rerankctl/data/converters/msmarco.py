@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rerankctl.data.formats import RecordError
-from rerankctl.data.io import Row, check_exists
+from rerankctl.data.io import BOM, NOT_UTF8_HINT, Row, check_exists, open_binary
 
 NAME = "msmarco"
 KIND = "rerank"
@@ -17,14 +17,20 @@ SOURCE = "query<TAB>positive<TAB>negative"
 
 def iter_input(path: str | os.PathLike) -> Iterator[Row]:
     """Each line split on tabs; not-UTF-8 lines are reported, not raised."""
-    with open(check_exists(path), "rb") as handle:
+    with open_binary(check_exists(path)) as handle:  # gzip and a BOM as in every other reader
         for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                raw = raw.removeprefix(BOM)
             if not raw.strip():
                 continue
             try:
                 text = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
-                yield Row(number, error=f"not UTF-8 (byte {exc.start})")
+                yield Row(
+                    number,
+                    error=f"not UTF-8: byte 0x{raw[exc.start]:02X} at byte {exc.start + 1}",
+                    hint=NOT_UTF8_HINT,
+                )
                 continue
             yield Row(number, text.split("\t"))
 
