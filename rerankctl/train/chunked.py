@@ -14,6 +14,11 @@ gradients:
 Dropout (e.g. LoRA dropout) would make the re-run differ from the first pass, so
 the RNG state is captured before each chunk's first pass and restored for its
 re-run. The cost is one extra no-grad forward (~1/3 of a step's compute).
+
+With shared-prefix scoring (:mod:`rerankctl.models.shared_prefix`) ``group_ids`` travel with
+the rows: a chunk that holds part of a group re-encodes that group's head, and the head's
+gradient is the sum of every chunk's share (each chunk back-propagates through its own copy
+of the head), so the result is still exactly ``dL/dθ``.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ def chunked_backward(
     backward: Callable[[torch.Tensor], None] | None = None,
     no_sync: Callable[[], Any] | None = None,
     loss_scale: float = 1.0,
+    group_ids: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run one exact chunked forward/backward; returns ``(loss, row_scores)`` (both detached).
 
@@ -76,18 +82,25 @@ def chunked_backward(
         no_sync: a context-manager factory that suppresses DDP gradient all-reduce; used for
             every chunk but the last so distributed runs reduce once per step.
         loss_scale: multiplies the gradient (e.g. ``1 / gradient_accumulation_steps``).
+        group_ids: (R,) group of every row; when given, ``score_fn`` is called as
+            ``score_fn(ids, attn, group_ids_of_the_chunk)`` (shared-prefix scoring).
     """
     backward = backward or (lambda t: t.backward())
     rows = input_ids.shape[0]
+
+    def run(start: int) -> torch.Tensor:
+        span = slice(start, start + chunk_size)
+        if group_ids is None:
+            return score_fn(input_ids[span], attention_mask[span])
+        return score_fn(input_ids[span], attention_mask[span], group_ids[span])
+
     starts = list(range(0, rows, chunk_size))
     rng_states: list[_RngState] = []
     with torch.no_grad():
         pieces = []
         for start in starts:
             rng_states.append(_RngState(input_ids.device))
-            pieces.append(
-                score_fn(input_ids[start : start + chunk_size], attention_mask[start : start + chunk_size])
-            )
+            pieces.append(run(start))
         scores = torch.cat(pieces).float()
     leaf = scores.detach().requires_grad_(True)
     with torch.enable_grad():
@@ -100,9 +113,7 @@ def chunked_backward(
         last = i == len(starts) - 1
         ctx = no_sync() if (no_sync is not None and not last) else nullcontext()
         with ctx, rng.replay():
-            chunk_scores = score_fn(
-                input_ids[start : start + chunk_size], attention_mask[start : start + chunk_size]
-            )
+            chunk_scores = run(start)
             surrogate = (chunk_scores.float() * grad[start : start + chunk_size]).sum()
             backward(surrogate)
     return loss.detach(), scores
