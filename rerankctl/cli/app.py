@@ -10,6 +10,7 @@ no group module at all, and ``rerankctl runs ls`` loads only ``cli/runs.py``.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 from typing import Annotated, Any
@@ -71,7 +72,15 @@ class LazyGroup(TyperGroup):
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args:
             self._load(args[0])
-        return super().resolve_command(ctx, args)
+        try:
+            return super().resolve_command(ctx, args)
+        except typer._click.exceptions.UsageError as exc:
+            # Typer suggests from self.commands, which holds only the groups loaded so far (none
+            # for a typo): suggest from the whole table, so `rerankctl trian sft` says "did you mean".
+            matches = difflib.get_close_matches(args[0], list(GROUPS)) if args else []
+            if matches and "Did you mean" not in exc.message:
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {', '.join(map(repr, matches))}?"
+            raise
 
 
 def _version_callback(value: bool) -> None:
@@ -105,6 +114,9 @@ def _root(
 
 def build_app() -> typer.Typer:
     """The root app; its command groups load on first use."""
+    from rerankctl.cli._help import install
+
+    install()
     app = typer.Typer(
         name="rerankctl",
         cls=LazyGroup,

@@ -15,8 +15,12 @@ from typing import Any
 
 #: Option values: field name -> {alias: canonical}.
 VALUE_ALIASES: dict[str, dict[str, str]] = {
-    # train sft --loss-type (the registry's own short aliases, e.g. "lambda", stay in losses/registry.py)
+    # train sft --loss-type (the registry's short aliases too, so the config accepts them before torch loads)
     "loss_type": {
+        "lambda": "lambdaloss",
+        "p_listmle": "plistmle",
+        "pointwise": "bce",
+        "kl_distill": "kl",
         "lambda_loss": "lambdaloss",
         "list_mle": "listmle",
         "p_list_mle": "plistmle",

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+# The help panels of the train commands (``cli_sections`` of the config classes name them).
+MODEL = "Model and memory"
+DATA = "Data"
+LOSS = "Loss"
+OPTIM = "Optimisation"
+RUNS = "Runs and logging"
+BUILTIN = "Built-in data"
 
 
 class StrictConfig(BaseModel):
@@ -16,6 +24,69 @@ class StrictConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
+    #: field name -> the ``--help`` panel that starts at that field (later fields stay in it).
+    cli_sections: ClassVar[dict[str, str]] = {}
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON/TOML-friendly dict (paths as strings, None values dropped for TOML)."""
         return self.model_dump(mode="json")
+
+
+def cli(
+    *flags: str,
+    off: str | None = None,
+    hidden: tuple[str, ...] = (),
+    hidden_off: tuple[str, ...] = (),
+    metavar: str | None = None,
+    aliases: str | None = None,
+    prefix: str | None = None,
+    expose: bool = True,
+) -> dict[str, Any]:
+    """A field's command-line spelling, where the default one (``n_docs`` -> ``--n-docs``) will not do.
+
+    Used as ``Field(..., json_schema_extra=cli("--lr"))``; rerankctl/cli/_options.py reads it.
+
+    Args:
+        flags: the option's names (first is the canonical one; a short flag like ``-o`` may follow).
+        off: the negative name of a boolean flag (default ``--no-<name>``).
+        hidden: older spellings still accepted but not shown (``--batch`` for ``--batch-size``).
+        hidden_off: older spellings of the negative flag (``--no-lora`` for ``--full``).
+        metavar: what ``--help`` shows for the value (default by type: INTEGER, FLOAT, TEXT).
+        aliases: the key of config/aliases.py's VALUE_ALIASES for a choice (default: the field name).
+        prefix: for a nested model, what its fields' flags start with (default ``<field>-``;
+            ``""`` puts them at the top: ``distributed.gpus`` -> ``--gpus``).
+        expose: False for preset-only fields (size tables and the like).
+    """
+    spec: dict[str, Any] = {}
+    if flags:
+        spec["flags"] = list(flags)
+    if off:
+        spec["off"] = off
+    if hidden:
+        spec["hidden"] = list(hidden)
+    if hidden_off:
+        spec["hidden_off"] = list(hidden_off)
+    if metavar:
+        spec["metavar"] = metavar
+    if aliases:
+        spec["aliases"] = aliases
+    if prefix is not None:
+        spec["prefix"] = prefix
+    if not expose:
+        spec["expose"] = False
+    return {"cli": spec}
+
+
+def report_to_list(value: Any) -> Any:
+    """``report_to`` as a list everywhere: ``"none"`` -> ``[]``, ``"wandb,tensorboard"`` -> two names."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        names = [part.strip() for item in value if isinstance(item, str) for part in item.split(",")]
+        if all(isinstance(item, str) for item in value):
+            return [name for name in names if name and name != "none"]
+    return value
+
+
+#: The trackers a run reports to: one list type in every config (a preset may still say ``"none"``).
+ReportTo = Annotated[list[str], BeforeValidator(report_to_list)]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from rerankctl.config.base import StrictConfig
+from rerankctl.config.base import StrictConfig, cli
 from rerankctl.config.distributed_text import DESCRIPTIONS
 
 BUILTIN_DEEPSPEED = ("zero2", "zero3", "zero2-offload", "zero3-offload")
@@ -21,13 +21,27 @@ BUILTIN_DEEPSPEED = ("zero2", "zero3", "zero2-offload", "zero3-offload")
 class DistributedConfig(StrictConfig):
     """Processes, machines and the sharding strategy of one training run."""
 
-    gpus: str | None = Field(None, description=DESCRIPTIONS["gpus"])
-    nnodes: int = Field(1, ge=1, description=DESCRIPTIONS["nnodes"])
-    node_rank: int = Field(0, ge=0, description=DESCRIPTIONS["node_rank"])
-    master_addr: str | None = Field(None, description=DESCRIPTIONS["master_addr"])
-    master_port: int | None = Field(None, ge=1, le=65535, description=DESCRIPTIONS["master_port"])
-    accelerate_config: str | None = Field(None, description=DESCRIPTIONS["accelerate_config"])
-    deepspeed: str | None = Field(None, description=DESCRIPTIONS["deepspeed"])
+    cli_sections = {"gpus": "Several GPUs / machines"}
+
+    gpus: str | None = Field(
+        None, description=DESCRIPTIONS["gpus"], json_schema_extra=cli(metavar="LIST|auto|cpu:N")
+    )
+    nnodes: int = Field(1, ge=1, description=DESCRIPTIONS["nnodes"], json_schema_extra=cli(metavar="N"))
+    node_rank: int = Field(
+        0, ge=0, description=DESCRIPTIONS["node_rank"], json_schema_extra=cli(metavar="RANK")
+    )
+    master_addr: str | None = Field(
+        None, description=DESCRIPTIONS["master_addr"], json_schema_extra=cli(metavar="HOST")
+    )
+    master_port: int | None = Field(
+        None, ge=1, le=65535, description=DESCRIPTIONS["master_port"], json_schema_extra=cli(metavar="PORT")
+    )
+    accelerate_config: str | None = Field(
+        None, description=DESCRIPTIONS["accelerate_config"], json_schema_extra=cli(metavar="FILE")
+    )
+    deepspeed: str | None = Field(
+        None, description=DESCRIPTIONS["deepspeed"], json_schema_extra=cli(metavar="zero2|zero3|FILE")
+    )
     fsdp: bool = Field(False, description=DESCRIPTIONS["fsdp"])
 
     @field_validator("deepspeed")

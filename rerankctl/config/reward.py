@@ -7,8 +7,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rerankctl.config.base import StrictConfig
+from rerankctl.config.base import DATA, LOSS, MODEL, OPTIM, RUNS, ReportTo, StrictConfig, cli
 from rerankctl.config.distributed import DistributedConfig
+from rerankctl.config.sft import (
+    BATCH_FLAGS,
+    EVAL_BATCH_FLAGS,
+    LORA_FLAGS,
+    LR_FLAGS,
+    OUTPUT_FLAGS,
+    TAG_FLAGS,
+)
 
 BUILTIN_TINY_MODEL = "builtin:tiny-qwen3"
 BUILTIN_SYNTH_PREFERENCE = "builtin:synth-preference"
@@ -18,13 +26,18 @@ SIZES = ("small", "medium", "large")
 class RewardLoRAConfig(StrictConfig):
     """LoRA adapter on the backbone (the value head is always trained in full)."""
 
-    enabled: bool = Field(False, description="Train a LoRA adapter instead of all backbone weights.")
+    enabled: bool = Field(
+        False,
+        description="Train a LoRA adapter instead of all backbone weights.",
+        json_schema_extra=LORA_FLAGS,
+    )
     r: int = Field(16, ge=1, description="LoRA rank.")
     alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         description="Module names that get adapters.",
+        json_schema_extra=cli("--target-modules", hidden=("--lora-target-modules",)),
     )
 
 
@@ -39,8 +52,22 @@ class SizeProfile(StrictConfig):
 class RewardConfig(StrictConfig):
     """Everything `train reward` and `--eval-only` need; every field is a flag and a preset key."""
 
+    cli_sections = {
+        "model": MODEL,
+        "dataset": DATA,
+        "output": RUNS,
+        "head": MODEL,
+        "margin": LOSS,
+        "lr": OPTIM,
+        "logging_steps": RUNS,
+        "eval_only": "Evaluation only",
+        "size": "Options",
+    }
+
     distributed: DistributedConfig = Field(
-        default_factory=DistributedConfig, description="Processes, machines and sharding strategy."
+        default_factory=DistributedConfig,
+        description="Processes, machines and sharding strategy.",
+        json_schema_extra=cli(prefix=""),
     )
 
     # What to train on
@@ -50,6 +77,7 @@ class RewardConfig(StrictConfig):
     )
     dataset: str | None = Field(
         None,
+        json_schema_extra=cli("--data", hidden=("--dataset",)),
         description="Preference data: JSONL/Parquet/CSV file or hub name (Anthropic/hh-rlhf, lvwerra/stack-exchange-"
         f"paired, Dahoas/rm-static, Dahoas/full-hh-rlhf, nvidia/HelpSteer3); `{BUILTIN_SYNTH_PREFERENCE}` = synth.",
     )
@@ -58,10 +86,12 @@ class RewardConfig(StrictConfig):
         description="Convert local files from this shape first (hh-rlhf, stack-exchange-paired, rm-static, ...).",
     )
     eval_dataset: str | None = Field(
-        None, description="Held-out preference data (default: 20% of prompts of --dataset)."
+        None,
+        description="Held-out preference data (default: 20% of prompts of --data).",
+        json_schema_extra=cli("--eval-data", hidden=("--eval-dataset",)),
     )
     eval_split: float = Field(
-        0.2, ge=0.0, lt=1.0, description="Fraction of prompts held out when no --eval-dataset."
+        0.2, ge=0.0, lt=1.0, description="Fraction of prompts held out when no --eval-data."
     )
     frac: float = Field(1.0, gt=0.0, le=1.0, description="Use this random fraction of the data.")
     max_samples: int | None = Field(
@@ -70,10 +100,14 @@ class RewardConfig(StrictConfig):
     skip_invalid: bool = Field(False, description="Skip (and count) malformed records instead of stopping.")
     synth_size: int = Field(400, ge=2, description="Pairs generated for the built-in synth data.")
     output: str | None = Field(
-        None, description="Output directory (default: $RERANKCTL_HOME/runs/<run name>)."
+        None,
+        description="Output directory (default: $RERANKCTL_HOME/runs/<run name>).",
+        json_schema_extra=OUTPUT_FLAGS,
     )
     run_name: str | None = Field(None, description="Run name in the store (default: reward-<timestamp>).")
-    tags: list[str] = Field(default_factory=list, description="Tags stored with the run.")
+    tags: list[str] = Field(
+        default_factory=list, description="Tags stored with the run.", json_schema_extra=TAG_FLAGS
+    )
 
     # Model
     head: Literal["linear", "mlp"] = Field(
@@ -83,7 +117,9 @@ class RewardConfig(StrictConfig):
         "last", description="Pool the last non-pad token or the masked mean."
     )
     freeze_layers: int = Field(0, ge=0, description="Freeze the first N transformer layers.")
-    freeze_embeddings: bool = Field(False, description="Freeze the input embeddings.")
+    freeze_embeddings: bool = Field(
+        False, description="Freeze the input embeddings.", json_schema_extra=cli(off="--train-embeddings")
+    )
     lora: RewardLoRAConfig = Field(default_factory=RewardLoRAConfig, description="LoRA settings.")
     max_length: int = Field(
         512, ge=8, description="Longest prompt + response in tokens (prompt is cut first)."
@@ -101,11 +137,13 @@ class RewardConfig(StrictConfig):
     )
 
     # Optimisation
-    lr: float = Field(1e-5, gt=0.0, description="Peak learning rate.")
+    lr: float = Field(1e-5, gt=0.0, description="Peak learning rate.", json_schema_extra=LR_FLAGS)
     epochs: float = Field(1.0, gt=0.0, description="Training epochs.")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run all epochs).")
-    batch: int = Field(4, ge=1, description="Pairs per device per step.")
-    eval_batch: int = Field(16, ge=1, description="Pairs per evaluation batch.")
+    batch: int = Field(4, ge=1, description="Pairs per device per step.", json_schema_extra=BATCH_FLAGS)
+    eval_batch: int = Field(
+        16, ge=1, description="Pairs per evaluation batch.", json_schema_extra=EVAL_BATCH_FLAGS
+    )
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0, description="Fraction of steps with linear warmup.")
     lr_scheduler: str = Field("linear", description="Scheduler name (linear, cosine, constant, ...).")
@@ -113,9 +151,15 @@ class RewardConfig(StrictConfig):
     max_grad_norm: float = Field(1.0, ge=0.0, description="Gradient clipping norm (0: off).")
     bf16: bool = Field(False, description="bf16 mixed precision (GPU or CPU with bf16 support).")
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
-    optim_8bit: bool = Field(False, description="8-bit AdamW from bitsandbytes (needs a GPU).")
+    optim_8bit: bool = Field(
+        False,
+        description="8-bit AdamW from bitsandbytes (needs a GPU).",
+        json_schema_extra=cli("--8bit-optim"),
+    )
     model_8bit: bool = Field(
-        False, description="Load the backbone in 8 bit with bitsandbytes (needs a GPU; use LoRA)."
+        False,
+        description="Load the backbone in 8 bit with bitsandbytes (needs a GPU; use LoRA).",
+        json_schema_extra=cli("--8bit-model"),
     )
     seed: int = Field(42, description="Random seed (data split, subset, init of the head).")
 
@@ -126,7 +170,9 @@ class RewardConfig(StrictConfig):
         None, ge=1, description="Checkpoint every N steps (default: with evaluation)."
     )
     save_total_limit: int = Field(2, ge=1, description="Keep this many checkpoint_step_N folders.")
-    report_to: str = Field("none", description="Trainer integrations (none, tensorboard, wandb, ...).")
+    report_to: ReportTo = Field(
+        default_factory=list, description="Extra trackers: wandb, tensorboard, mlflow, swanlab."
+    )
     resume: str | None = Field(None, description="Resume from a checkpoint_step_N folder, or 'latest'.")
 
     # Evaluation only
@@ -135,10 +181,12 @@ class RewardConfig(StrictConfig):
 
     # Size profiles (--size picks one; flags still win)
     size: Literal["small", "medium", "large"] | None = Field(
-        None, description="Apply one of the preset's sizes."
+        None, description="Apply one of the preset's size profiles (samples, batch, lr); flags still win."
     )
     sizes: dict[str, SizeProfile] = Field(
-        default_factory=dict, description="Size profiles (small/medium/large)."
+        default_factory=dict,
+        description="Size profiles (small/medium/large).",
+        json_schema_extra=cli(expose=False),
     )
 
 

@@ -12,8 +12,16 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rerankctl.config.aliases import canonical
+from rerankctl.config.base import DATA, MODEL, OPTIM, RUNS, cli
 from rerankctl.config.run_settings import RankerRunSettings
-from rerankctl.config.sft import BUILTIN_SYNTH_DATA, LoRAConfig
+from rerankctl.config.sft import (
+    BUILTIN_SYNTH_DATA,
+    GRAD_ACCUM_FLAGS,
+    LR_FLAGS,
+    OUTPUT_FLAGS,
+    TAG_FLAGS,
+    LoRAConfig,
+)
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "reinforce", "dpo")
 REWARD_TYPES = ("rank_based", "ndcg_based", "recall_based", "score_based")
@@ -21,6 +29,16 @@ REWARD_TYPES = ("rank_based", "ndcg_based", "recall_based", "score_based")
 
 class RLConfig(RankerRunSettings):
     """Everything `train rl` needs. Every field is a flag (`--kl-coef`) and a preset key (`kl_coef`)."""
+
+    cli_sections = {
+        "sft_model": MODEL,
+        "data": DATA,
+        "output": RUNS,
+        "instruction": DATA,
+        "loss_type": "RL objective",
+        "chunk_size": MODEL,
+        "learning_rate": OPTIM,
+    }
 
     # What to train
     sft_model: str | None = Field(
@@ -42,10 +60,14 @@ class RLConfig(RankerRunSettings):
         False, description="Stream the JSONL training data (constant memory; needs max_steps)."
     )
     output: str | None = Field(
-        None, description="Output directory (default: $RERANKCTL_HOME/runs/<run name>)."
+        None,
+        description="Output directory (default: $RERANKCTL_HOME/runs/<run name>).",
+        json_schema_extra=OUTPUT_FLAGS,
     )
     run_name: str | None = Field(None, description="Name of the run in the run store (default: generated).")
-    tags: list[str] = Field(default_factory=list, description="Tags stored with the run.")
+    tags: list[str] = Field(
+        default_factory=list, description="Tags stored with the run.", json_schema_extra=TAG_FLAGS
+    )
     instruction: str | None = Field(
         None, description="Instruction for records without one (default: web search)."
     )
@@ -62,13 +84,16 @@ class RLConfig(RankerRunSettings):
         description="How negatives are drawn when a group is sub-sampled: hardest, random, or half each.",
     )
     filter_overlength: bool = Field(
-        False, description="Drop documents longer than max_length instead of truncating."
+        False,
+        description="Drop documents longer than max_length instead of truncating.",
+        json_schema_extra=cli(off="--truncate"),
     )
 
     # The RL objective
     loss_type: Literal["grpo", "dapo", "dr_grpo", "reinforce", "dpo"] = Field(
         "dapo",
         description="Policy loss on rollouts: grpo, dapo, dr_grpo, reinforce; or dpo (candidate pairs, no rollouts).",
+        json_schema_extra=cli(aliases="rl_loss_type"),
     )
     policy: Literal["plackett-luce", "pointwise"] = Field(
         "plackett-luce",
@@ -117,6 +142,7 @@ class RLConfig(RankerRunSettings):
     dapo_dynamic_sampling: bool = Field(
         True,
         description="DAPO: replace query groups whose samples all earn the same reward with fresh groups from the data.",
+        json_schema_extra=cli("--dynamic-sampling", hidden=("--dapo-dynamic-sampling",)),
     )
     dynamic_sampling_max_draws: int = Field(
         4,
@@ -129,7 +155,9 @@ class RLConfig(RankerRunSettings):
         None, ge=1, description="Sample at most this many (positive, negative) pairs per group (DPO)."
     )
     dpo_reference_free: bool = Field(
-        False, description="DPO without a reference model (reference log-probabilities 0)."
+        False,
+        description="DPO without a reference model (reference log-probabilities 0).",
+        json_schema_extra=cli(off="--dpo-with-reference"),
     )
 
     # Memory
@@ -144,13 +172,15 @@ class RLConfig(RankerRunSettings):
     )
 
     # Optimisation
-    learning_rate: float = Field(1e-5, gt=0, description="Peak learning rate.")
+    learning_rate: float = Field(1e-5, gt=0, description="Peak learning rate.", json_schema_extra=LR_FLAGS)
     epochs: float = Field(
         1.0, gt=0, description="Passes over the training data (ignored when max_steps > 0)."
     )
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1 = use epochs).")
     batch_size: int = Field(4, ge=1, description="Query groups per device per step.")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Micro-batches per optimizer step.", json_schema_extra=GRAD_ACCUM_FLAGS
+    )
     lr_scheduler: str = Field("constant_with_warmup", description="Hugging Face scheduler name.")
     warmup_ratio: float = Field(0.05, ge=0, le=1, description="Fraction of steps spent warming up.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")

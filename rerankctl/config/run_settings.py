@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from rerankctl.config.base import StrictConfig
+from rerankctl.config.base import BUILTIN, DATA, MODEL, RUNS, ReportTo, StrictConfig, cli
 from rerankctl.config.distributed import DistributedConfig
 
 
 class RankerRunSettings(StrictConfig):
     """Logging, evaluation, checkpointing and resume settings of `train sft` and `train rl`."""
+
+    cli_sections = {
+        "logging_steps": RUNS,
+        "dataloader_workers": DATA,
+        "attn_implementation": MODEL,
+        "synth_train_queries": BUILTIN,
+    }
 
     # Bookkeeping
     logging_steps: int = Field(10, ge=1, description="Log metrics every N steps.")
@@ -22,19 +29,23 @@ class RankerRunSettings(StrictConfig):
         None, ge=1, description="Evaluate on at most this many held-out queries."
     )
     eval_batch_size: int = Field(32, ge=1, description="Documents per forward pass during evaluation.")
-    report_to: list[str] = Field(
+    report_to: ReportTo = Field(
         default_factory=list, description="Extra trackers: wandb, tensorboard, mlflow, swanlab."
     )
     resume: str | None = Field(
         None, description="Checkpoint to resume from, or 'latest' for the newest in output."
     )
-    dataloader_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    dataloader_workers: int = Field(
+        0, ge=0, description="DataLoader worker processes.", json_schema_extra=cli("--workers")
+    )
     attn_implementation: str | None = Field(
         None, description="sdpa, eager or flash_attention_2 (default: transformers' choice)."
     )
 
     distributed: DistributedConfig = Field(
-        default_factory=DistributedConfig, description="Processes, machines and sharding strategy."
+        default_factory=DistributedConfig,
+        description="Processes, machines and sharding strategy.",
+        json_schema_extra=cli(prefix=""),
     )
 
     # Built-in data sizes (only used with builtin:synth-rerank)

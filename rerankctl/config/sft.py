@@ -7,23 +7,37 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rerankctl.config.aliases import canonical
-from rerankctl.config.base import StrictConfig
+from rerankctl.config.base import DATA, LOSS, MODEL, OPTIM, RUNS, StrictConfig, cli
 from rerankctl.config.run_settings import RankerRunSettings
 
 BUILTIN_TINY_MODEL = "builtin:tiny-qwen3"
 BUILTIN_SYNTH_DATA = "builtin:synth-rerank"
 
+# The same flag for the same thing in every train command (older spellings stay hidden aliases).
+OUTPUT_FLAGS = cli("--output", "-o", hidden=("--output-dir",), metavar="PATH")
+TAG_FLAGS = cli("--tag", hidden=("--tags",))
+LR_FLAGS = cli("--lr", hidden=("--learning-rate",))
+GRAD_ACCUM_FLAGS = cli("--grad-accum", hidden=("--gradient-accumulation-steps",))
+BATCH_FLAGS = cli("--batch-size", hidden=("--batch",))
+EVAL_BATCH_FLAGS = cli("--eval-batch-size", hidden=("--eval-batch",))
+LORA_FLAGS = cli("--lora", off="--full", hidden_off=("--no-lora",))
+
 
 class LoRAConfig(StrictConfig):
     """LoRA adapter settings (peft)."""
 
-    enabled: bool = Field(True, description="Train a LoRA adapter instead of all weights.")
+    enabled: bool = Field(
+        True,
+        description="Train a LoRA adapter instead of all weights.",
+        json_schema_extra=LORA_FLAGS,
+    )
     r: int = Field(16, ge=1, description="LoRA rank.")
     alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         description="Module names that get adapters (all attention and MLP projections by default).",
+        json_schema_extra=cli("--target-modules", hidden=("--lora-target-modules",)),
     )
     modules_to_save: list[str] = Field(
         default_factory=list, description="Modules trained in full next to the adapter (e.g. embed_tokens)."
@@ -32,6 +46,16 @@ class LoRAConfig(StrictConfig):
 
 class SFTConfig(RankerRunSettings):
     """Everything `train sft` needs. Every field is a flag (`--n-docs`) and a preset key (`n_docs`)."""
+
+    cli_sections = {
+        "model": MODEL,
+        "data": DATA,
+        "output": RUNS,
+        "instruction": DATA,
+        "loss_type": LOSS,
+        "chunk_size": MODEL,
+        "learning_rate": OPTIM,
+    }
 
     # What to train on
     model: str = Field(
@@ -46,10 +70,14 @@ class SFTConfig(RankerRunSettings):
         None, description="Held-out data for NDCG@10/MRR/MAP during training (all documents of each query)."
     )
     output: str | None = Field(
-        None, description="Output directory (default: $RERANKCTL_HOME/runs/<run name>)."
+        None,
+        description="Output directory (default: $RERANKCTL_HOME/runs/<run name>).",
+        json_schema_extra=OUTPUT_FLAGS,
     )
     run_name: str | None = Field(None, description="Name of the run in the run store (default: generated).")
-    tags: list[str] = Field(default_factory=list, description="Tags stored with the run.")
+    tags: list[str] = Field(
+        default_factory=list, description="Tags stored with the run.", json_schema_extra=TAG_FLAGS
+    )
     instruction: str | None = Field(
         None, description="Instruction for records without one (default: web search)."
     )
@@ -66,11 +94,15 @@ class SFTConfig(RankerRunSettings):
         description="How negatives are drawn when the data has scores: hardest, random, or half each.",
     )
     filter_overlength: bool = Field(
-        False, description="Drop documents longer than max_length instead of truncating."
+        False,
+        description="Drop documents longer than max_length instead of truncating.",
+        json_schema_extra=cli(off="--truncate"),
     )
 
     # Loss
-    loss_type: str = Field(
+    loss_type: Literal[
+        "lambdaloss", "listmle", "plistmle", "listnet", "infonce", "ranknet", "bce", "ce", "margin_mse", "kl"
+    ] = Field(
         "infonce",
         description="Loss: lambdaloss, listmle, plistmle, listnet, infonce, ranknet, bce, ce, margin_mse, kl.",
     )
@@ -82,7 +114,7 @@ class SFTConfig(RankerRunSettings):
         description="InfoNCE with several positives: first only, log-sum-exp over all, or averaged.",
     )
     lambda_metric: Literal["ndcg", "map", "mrr"] = Field("ndcg", description="Metric LambdaLoss optimises.")
-    lambda_weighting: str = Field(
+    lambda_weighting: Literal["none", "ndcgloss1", "ndcgloss2", "lambdarank", "ndcgloss2pp"] = Field(
         "ndcgloss2pp",
         description="LambdaLoss weighting: none, ndcgloss1, ndcgloss2, lambdarank, ndcgloss2pp.",
     )
@@ -106,13 +138,15 @@ class SFTConfig(RankerRunSettings):
     lora: LoRAConfig = Field(default_factory=LoRAConfig, description="LoRA settings.")
 
     # Optimisation
-    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.", json_schema_extra=LR_FLAGS)
     epochs: float = Field(
         1.0, gt=0, description="Passes over the training data (ignored when max_steps > 0)."
     )
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1 = use epochs).")
     batch_size: int = Field(4, ge=1, description="Query groups per device per step.")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Micro-batches per optimizer step.", json_schema_extra=GRAD_ACCUM_FLAGS
+    )
     lr_scheduler: str = Field(
         "cosine", description="Hugging Face scheduler name (linear, cosine, constant_with_warmup, ...)."
     )

@@ -6,8 +6,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from rerankctl.config.base import StrictConfig
+from rerankctl.config.base import DATA, LOSS, MODEL, OPTIM, RUNS, ReportTo, StrictConfig, cli
 from rerankctl.config.distributed import DistributedConfig
+from rerankctl.config.sft import BATCH_FLAGS, EVAL_BATCH_FLAGS, LR_FLAGS, TAG_FLAGS
 
 BUILTIN_TINY_VL_MODEL = "builtin:tiny-qwen2vl"
 BUILTIN_SYNTH_VL = "builtin:synth-vl"
@@ -16,8 +17,19 @@ BUILTIN_SYNTH_VL = "builtin:synth-vl"
 class VLRewardConfig(StrictConfig):
     """Everything `train vl-reward` needs; every field is a flag and a preset key."""
 
+    cli_sections = {
+        "model": MODEL,
+        "train_data": DATA,
+        "loss": LOSS,
+        "lr": OPTIM,
+        "eval_steps": RUNS,
+        "test_only": "Test only",
+    }
+
     distributed: DistributedConfig = Field(
-        default_factory=DistributedConfig, description="Processes, machines and sharding strategy."
+        default_factory=DistributedConfig,
+        description="Processes, machines and sharding strategy.",
+        json_schema_extra=cli(prefix=""),
     )
 
     # Model
@@ -35,15 +47,23 @@ class VLRewardConfig(StrictConfig):
     flash_attention: bool = Field(
         True, description="Use flash_attention_2 when flash-attn and a GPU are present."
     )
-    freeze_vision: bool = Field(False, description="Freeze the vision tower.")
+    freeze_vision: bool = Field(
+        False, description="Freeze the vision tower.", json_schema_extra=cli(off="--train-vision")
+    )
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
     bf16: bool = Field(False, description="bf16 mixed precision.")
 
     # Data
     train_data: str | None = Field(
-        None, description=f"VL preference JSONL; `{BUILTIN_SYNTH_VL}` = synthetic shapes."
+        None,
+        description=f"VL preference JSONL; `{BUILTIN_SYNTH_VL}` = synthetic shapes.",
+        json_schema_extra=cli("--data", hidden=("--train-data",)),
     )
-    val_data: str | None = Field(None, description="Validation JSONL (default: 20% of the training records).")
+    val_data: str | None = Field(
+        None,
+        description="Validation JSONL (default: 20% of the training records).",
+        json_schema_extra=cli("--eval-data", hidden=("--val-data",)),
+    )
     test_data: str | None = Field(None, description="Test JSONL scored after training or with --test-only.")
     synth_size: int = Field(200, ge=4, description="Records generated for the built-in synth data.")
     skip_invalid: bool = Field(False, description="Skip malformed records instead of stopping.")
@@ -56,15 +76,17 @@ class VLRewardConfig(StrictConfig):
     margin: float = Field(1.0, ge=0.0, description="Margin of the margin loss (in score units).")
 
     # Optimisation
-    lr: float = Field(1e-5, gt=0.0, description="Peak learning rate.")
+    lr: float = Field(1e-5, gt=0.0, description="Peak learning rate.", json_schema_extra=LR_FLAGS)
     weight_decay: float = Field(0.01, ge=0.0, description="AdamW weight decay.")
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of steps with linear warmup.")
     lr_scheduler: str = Field("cosine", description="Scheduler (linear, cosine, constant, ...).")
     max_grad_norm: float = Field(1.0, ge=0.0, description="Gradient clipping norm (0: off).")
     epochs: float = Field(3.0, gt=0.0, description="Training epochs.")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: all epochs).")
-    batch: int = Field(2, ge=1, description="Pairs per device per step.")
-    eval_batch: int = Field(4, ge=1, description="Pairs per evaluation batch.")
+    batch: int = Field(2, ge=1, description="Pairs per device per step.", json_schema_extra=BATCH_FLAGS)
+    eval_batch: int = Field(
+        4, ge=1, description="Pairs per evaluation batch.", json_schema_extra=EVAL_BATCH_FLAGS
+    )
     grad_accum: int = Field(8, ge=1, description="Gradient accumulation steps.")
     seed: int = Field(42, description="Random seed.")
 
@@ -83,11 +105,15 @@ class VLRewardConfig(StrictConfig):
     log_samples: int = Field(
         0, ge=0, description="Log this many scored validation pairs as run events per evaluation."
     )
-    report_to: str = Field("none", description="Trainer integrations (none, tensorboard, wandb, ...).")
+    report_to: ReportTo = Field(
+        default_factory=list, description="Extra trackers: wandb, tensorboard, mlflow, swanlab."
+    )
 
     # Runs and resume
     output_dir: str | None = Field(
-        None, description="Parent of run directories (default: $RERANKCTL_HOME/runs)."
+        None,
+        description="Parent of run directories (default: $RERANKCTL_HOME/runs).",
+        json_schema_extra=cli("--output", "-o", hidden=("--output-dir",), metavar="PATH"),
     )
     experiment_name: str = Field(
         "vl-reward", description="Run directories are named <experiment>_<timestamp>."
@@ -95,7 +121,9 @@ class VLRewardConfig(StrictConfig):
     run_name: str | None = Field(
         None, description="Run name in the store (default: the run directory's name)."
     )
-    tags: list[str] = Field(default_factory=list, description="Tags stored with the run.")
+    tags: list[str] = Field(
+        default_factory=list, description="Tags stored with the run.", json_schema_extra=TAG_FLAGS
+    )
     resume: str | None = Field(
         None, description="checkpoint_step_N folder, or 'latest' (newest run of the experiment)."
     )

@@ -183,7 +183,7 @@ def load_splits(cfg: RewardConfig) -> tuple[list, list, int]:
 
     if not cfg.dataset:
         raise UsageError(
-            "no training data", hint="pass --dataset FILE or a hub name (or use --preset tiny_reward)"
+            "no training data", hint="pass --data FILE or a hub name (or use --preset tiny_reward)"
         )
     records, skipped = load_preferences(
         cfg.dataset,

@@ -111,7 +111,7 @@ def load_vl_splits(cfg: VLRewardConfig, data_dir: Path) -> tuple[list, list, int
     from rerankctl.errors import UsageError
 
     if not cfg.train_data:
-        raise UsageError("no training data", hint="pass --train-data FILE (or use --preset tiny_vl_reward)")
+        raise UsageError("no training data", hint="pass --data FILE (or use --preset tiny_vl_reward)")
     source = _materialise(cfg.train_data, data_dir, cfg.synth_size, cfg.seed)
     train, skipped = load_vl_items(source, cfg.skip_invalid)
     if cfg.val_data:

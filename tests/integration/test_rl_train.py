@@ -136,4 +136,4 @@ def test_print_config_and_bad_input(tmp_path, capsys):
     )
     assert code != 0 and "missing" in err and err.count("\n") == 1
     code, _, err = _main(["train", "rl", "--loss-type", "ppo", "--print-config"], capsys)
-    assert code == 2 and "loss_type" in err
+    assert code == 2 and "--loss-type" in err

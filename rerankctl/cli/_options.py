@@ -1,0 +1,316 @@
+"""Command-line options built from a config model: each option is declared once, as a config field.
+
+A ``train`` command's options are not written by hand. Every field of its pydantic config
+(:mod:`rerankctl.config`) becomes one option, and the field says everything about it:
+
+- the flag: ``n_docs`` -> ``--n-docs``; nested models are prefixed (``lora.r`` -> ``--lora-r``);
+  ``json_schema_extra=cli("--lr")`` (:func:`rerankctl.config.base.cli`) renames it, adds a short
+  flag, a negative flag for booleans, or hidden older spellings (``--batch`` for ``--batch-size``);
+- the help text: the field's ``description``;
+- the default shown by ``--help``: the field's default (with ``--preset NAME`` first on the line,
+  the preset's value);
+- the metavar and the choices: from the type (``Literal[...]`` -> ``[a|b|c]``, accepting the
+  seed tool's spellings of config/aliases.py too; ``bool`` -> a flag pair with no metavar);
+- the help panel: the ``cli_sections`` of the class that declares the field.
+
+The option values reach the config only when given on the command line (click's parameter
+source), so the merge stays defaults < preset < flags. Validation of choices happens while click
+parses, before anything heavy is imported: ``--loss-type bogus`` exits 2 at once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import typer
+from typer.core import TyperCommand
+
+_SKIP = object()
+
+
+@dataclass
+class OptionSpec:
+    """One command-line option of a config field."""
+
+    key: str  # dotted config key: "lora.r"
+    param: str  # Python parameter name: "lora__r"
+    flags: list[str]
+    annotation: Any  # the type Typer parses the value to
+    default: Any
+    help: str
+    panel: str | None
+    off: str | None = None  # negative flag of a boolean
+    hidden: list[str] = field(default_factory=list)
+    hidden_off: list[str] = field(default_factory=list)
+    metavar: str | None = None
+    choices: tuple[str, ...] = ()
+    alias_key: str | None = None
+    repeatable: bool = False
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _sections(model: type) -> dict[str, str]:
+    """``cli_sections`` of the model and its bases: field name -> panel that starts there."""
+    out: dict[str, str] = {}
+    for klass in reversed(model.__mro__):
+        out.update(getattr(klass, "cli_sections", None) or {})
+    return out
+
+
+def _is_config(annotation: Any) -> bool:
+    from pydantic import BaseModel
+
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def option_specs(
+    model: type, prefix: str = "", flag_prefix: str = "", panel: str | None = None
+) -> list[OptionSpec]:
+    """The options of every command-line field of ``model`` (nested models included), in field order."""
+    from pydantic_core import PydanticUndefined
+
+    sections = _sections(model)
+    specs: list[OptionSpec] = []
+    for name, info in model.model_fields.items():
+        panel = sections.get(name, panel)
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        meta: dict[str, Any] = dict(extra.get("cli", {}))
+        if meta.get("expose") is False:
+            continue
+        annotation = _unwrap_optional(info.annotation)
+        key = f"{prefix}{name}"
+        if _is_config(annotation):
+            inner = meta.get("prefix", f"{name}-")
+            specs.extend(option_specs(annotation, f"{key}.", f"{flag_prefix}{inner}", panel))
+            continue
+        flag = "--" + (flag_prefix + name).replace("_", "-")
+        default = info.default if info.default is not PydanticUndefined else None
+        if info.default_factory is not None:
+            default = info.default_factory()
+        spec = OptionSpec(
+            key=key,
+            param=key.replace(".", "__"),
+            flags=list(meta.get("flags", [flag])),
+            annotation=annotation,
+            default=default,
+            help=info.description or "",
+            panel=panel,
+            off=meta.get("off"),
+            hidden=list(meta.get("hidden", [])),
+            hidden_off=list(meta.get("hidden_off", [])),
+            metavar=meta.get("metavar"),
+            alias_key=meta.get("aliases", key.rsplit(".", 1)[-1]),
+        )
+        if get_origin(annotation) is Literal:
+            spec.choices = tuple(str(v) for v in get_args(annotation))
+            spec.annotation = str
+        elif get_origin(annotation) is list:
+            spec.repeatable = True
+            spec.annotation = list[str]
+        elif annotation not in (bool, int, float, str):
+            continue  # dicts and other shapes are preset-only
+        specs.append(spec)
+    return specs
+
+
+def _choice_parser(spec: OptionSpec) -> Callable[[str], str]:
+    """Parse a choice, accepting the seed tool's spellings (config/aliases.py) as their canonical names."""
+
+    def parse(value: str) -> str:
+        from rerankctl.config.aliases import canonical
+
+        name = canonical(spec.alias_key or "", value)
+        if name in spec.choices:
+            return name
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(spec.choices)}.")
+
+    return parse
+
+
+def _off_flag(spec: OptionSpec) -> str:
+    return spec.off or "--no-" + spec.flags[0][2:]
+
+
+def _typer_option(spec: OptionSpec) -> Any:
+    kwargs: dict[str, Any] = {"help": spec.help, "rich_help_panel": spec.panel}
+    if spec.annotation is bool:
+        decls = [f"{spec.flags[0]}/{_off_flag(spec)}", *spec.flags[1:]]
+        return typer.Option(*decls, **kwargs)
+    if spec.choices:
+        kwargs["parser"] = _choice_parser(spec)
+        # a long list wraps badly in the metavar column; the description lists those choices
+        kwargs["metavar"] = "[" + "|".join(spec.choices) + "]" if len(spec.choices) <= 5 else "NAME"
+        kwargs["autocompletion"] = lambda incomplete="": [c for c in spec.choices if c.startswith(incomplete)]
+    else:
+        kwargs["metavar"] = spec.metavar or _METAVARS.get(spec.annotation, "TEXT")
+    if spec.repeatable:
+        kwargs["help"] = f"{spec.help} Repeat the flag or separate with commas."
+    return typer.Option(*spec.flags, **kwargs)
+
+
+#: The order of the help panels (the rest follow).
+PANEL_ORDER = [
+    None,
+    "Options",
+    "Model and memory",
+    "Data",
+    "Loss",
+    "RL objective",
+    "Optimisation",
+    "Runs and logging",
+]
+
+_METAVARS = {int: "INTEGER", float: "FLOAT", str: "TEXT", list[str]: "TEXT"}
+
+
+def _parameter(spec: OptionSpec) -> inspect.Parameter:
+    annotation = Annotated[spec.annotation | None, _typer_option(spec)]  # type: ignore[valid-type]
+    return inspect.Parameter(
+        spec.param, inspect.Parameter.KEYWORD_ONLY, default=spec.default, annotation=annotation
+    )
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in values.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}__")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def preset_parameter(command: str) -> inspect.Parameter:
+    """``--preset``: the built-in presets of this command only, listed in the help and completed."""
+    from rerankctl.config.presets import available_presets
+
+    names = list(available_presets(command))
+
+    def _preset_defaults(ctx: typer.Context, value: str | None) -> str | None:
+        """``--preset X --help`` shows the preset's values as the defaults (click's default_map)."""
+        if value and not ctx.resilient_parsing:
+            from rerankctl.config.presets import load_preset
+
+            _, values = load_preset(value, command)
+            ctx.default_map = {**(ctx.default_map or {}), **dict(_flatten(values))}
+        return value
+
+    def complete(incomplete: str = "") -> list[str]:
+        return [n for n in names if n.startswith(incomplete)]
+
+    option = typer.Option(
+        "--preset",
+        help=f"Preset name ({', '.join(names) or 'none built in'}) or a TOML file; flags override it.",
+        metavar="NAME|PATH",
+        is_eager=True,
+        callback=_preset_defaults,
+        autocompletion=complete,
+    )
+    return inspect.Parameter(
+        "preset", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[str | None, option]
+    )
+
+
+PRINT_CONFIG = inspect.Parameter(
+    "print_config",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=False,
+    annotation=Annotated[
+        bool, typer.Option("--print-config", help="Print the merged config as TOML and exit.")
+    ],
+)
+
+
+class ConfigCommand(TyperCommand):
+    """A command built from a config: rewrites the hidden older spellings of its flags before parsing."""
+
+    flag_aliases: dict[str, str] = {}
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        out: list[str] = []
+        for i, arg in enumerate(args):
+            if arg == "--":
+                out.extend(args[i:])
+                break
+            flag, eq, value = arg.partition("=")
+            out.append(self.flag_aliases.get(flag, flag) + eq + value if flag.startswith("--") else arg)
+        return super().parse_args(ctx, out)
+
+
+def _split_csv(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def given_overrides(ctx: typer.Context, specs: list[OptionSpec], values: dict[str, Any]) -> dict[str, Any]:
+    """``{config key: value}`` of the options given on the command line (defaults and presets stay out)."""
+    from typer._click.core import ParameterSource
+
+    out: dict[str, Any] = {}
+    for spec in specs:
+        if ctx.get_parameter_source(spec.param) not in (
+            ParameterSource.COMMANDLINE,
+            ParameterSource.ENVIRONMENT,
+        ):
+            continue
+        value = values[spec.param]
+        out[spec.key] = _split_csv(value) if spec.repeatable else value
+    return out
+
+
+def register_config_command(
+    app: typer.Typer,
+    name: str,
+    model: type,
+    *,
+    command: str,
+    run: Callable[..., None],
+    doc: str,
+    finish: Callable[[Any, dict[str, Any]], Any] | None = None,
+    extra: tuple[inspect.Parameter, ...] = (),
+) -> list[OptionSpec]:
+    """Add ``name`` to ``app``: one option per field of ``model``, then ``run(cfg, **extra values)``.
+
+    ``finish(cfg, overrides)`` may adjust the resolved config (size profiles, cross-flag checks)
+    before ``--print-config`` prints it.
+    """
+    specs = sorted(
+        option_specs(model), key=lambda s: PANEL_ORDER.index(s.panel) if s.panel in PANEL_ORDER else 99
+    )
+    params = [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        preset_parameter(command),
+        PRINT_CONFIG,
+        *extra,
+        *(_parameter(s) for s in specs),
+    ]
+
+    def callback(ctx: typer.Context, **values: Any) -> None:
+        from rerankctl.config.presets import config_to_toml, resolve_config
+
+        overrides = given_overrides(ctx, specs, values)
+        cfg = resolve_config(model, preset=values["preset"], overrides=overrides, command=command)
+        if finish is not None:
+            cfg = finish(cfg, overrides)
+        if values["print_config"]:
+            typer.echo(config_to_toml(cfg), nl=False)
+            raise typer.Exit(0)
+        run(cfg, **{p.name: values[p.name] for p in extra})
+
+    callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    callback.__doc__ = doc
+    callback.__name__ = name.replace("-", "_")
+    aliases = {old: s.flags[0] for s in specs for old in s.hidden}
+    aliases.update({old: _off_flag(s) for s in specs for old in s.hidden_off})
+    cls = type(f"{callback.__name__}_command", (ConfigCommand,), {"flag_aliases": aliases})
+    app.command(name, cls=cls)(callback)
+    return specs
