@@ -123,6 +123,11 @@ class SFTConfig(RankerRunSettings):
     )
     lambda_sigma: float = Field(1.0, gt=0, description="Sigmoid steepness of the pairwise terms.")
     lambda_mu: float = Field(10.0, gt=0, description="mu of NDCGLoss2++.")
+    lambda_topk_rule: Literal["either", "both"] = Field(
+        "either",
+        description="Pairs lambda_k keeps: either document in the model's top k (sentence-transformers v6) "
+        "or both (allRank).",
+    )
     ranknet_max_pairs: int | None = Field(
         None, ge=1, description="Sample at most this many pairs per group (RankNet)."
     )
@@ -174,6 +179,35 @@ class SFTConfig(RankerRunSettings):
             raise ValueError(f"n_pos ({self.n_pos}) is larger than n_docs ({self.n_docs})")
         return self
 
+    # LambdaLoss options that would silently do something else are refused (issue 18). Field
+    # validators run only on values given (flag or preset) and see the fields declared above them.
+    @field_validator("lambda_weighting")
+    @classmethod
+    def _weighting_fits_metric(cls, value: str, info: ValidationInfo) -> str:
+        metric = info.data.get("lambda_metric", "ndcg")
+        if metric != "ndcg" and value in ("ndcgloss1", "ndcgloss2", "ndcgloss2pp"):
+            raise ValueError(
+                f"{value} is a bound on NDCG with no {metric} form; with lambda_metric {metric} use "
+                f"lambdarank (exact |Δ{metric.upper()}| swap weights, what the default becomes)"
+            )
+        if metric != "ndcg" and value == "none":
+            raise ValueError(
+                f"none weighs every pair 1 (RankNet), so lambda_metric {metric} would have no effect; "
+                "use lambdarank"
+            )
+        return value
+
+    @field_validator("lambda_topk_rule")
+    @classmethod
+    def _topk_rule_keeps_pairs(cls, value: str, info: ValidationInfo) -> str:
+        if value == "both" and info.data.get("lambda_k") == 1:
+            # No pair has both documents at rank 1: the loss and every gradient would be 0.
+            raise ValueError(
+                "both with lambda_k 1 keeps no pair (an all-zero gradient): use either (the default) "
+                "or lambda_k >= 2"
+            )
+        return value
+
     def loss_options(self) -> dict:
         """The options of every loss; the registry keeps those the chosen loss accepts."""
         return {
@@ -184,6 +218,7 @@ class SFTConfig(RankerRunSettings):
             "k": self.lambda_k,
             "sigma": self.lambda_sigma,
             "mu": self.lambda_mu,
+            "topk_rule": self.lambda_topk_rule,
             "max_pairs": self.ranknet_max_pairs,
             "seed": self.seed,
             "pos_weight": self.bce_pos_weight,

@@ -5,15 +5,29 @@ Formula, for one group ranked by the model's current scores (rank ``π(i)`` of d
 
     loss = (1 / |P|) Σ_{(i,j) ∈ P} w_ij · −log σ(σ_s · (s_i − s_j))
 
-    P = {(i, j): both real, y_i > y_j, π(i) ≤ k and π(j) ≤ k}     (all i ≠ j for NDCGLoss1)
+    P = {(i, j): both real, y_i > y_j, π(i) ≤ k or π(j) ≤ k}      (all i ≠ j for NDCGLoss1)
 
 with ``w_ij`` from the weighting scheme (see :mod:`rerankctl.losses.lambda_weighting`).
 The scalar is the mean over groups that have at least one pair and a positive label.
 
 Paper: Xuanhui Wang, Cheng Li, Nadav Golbandi, Michael Bendersky, Marc Najork, "The
 LambdaLoss Framework for Ranking Metric Optimization", CIKM 2018 (no arXiv id;
-https://research.google/pubs/pub47258/). The top-k pair mask follows allRank and
-sentence-transformers' ``LambdaLoss``.
+https://research.google/pubs/pub47258/).
+
+The top-k pair rule (``topk_rule``), chosen deliberately:
+
+* ``"either"`` (default): a pair counts if **either** document is in the model's top ``k``
+  (``π(i) ≤ k or π(j) ≤ k``), as sentence-transformers v6 ``LambdaLoss`` does ("a document pair
+  contributes to the loss if at least one of the two documents is in the model's top K"; the
+  paper's NDCG@k bound, Eq. 18: swapping a top-k document with one below k changes NDCG@k, so
+  those pairs carry the metric's gradient). ``k = 1`` is meaningful: the pairs of the top
+  document with every other one.
+* ``"both"``: a pair counts only if **both** documents are in the top ``k``, allRank's rule
+  (``allrank/models/losses/lambdaLoss.py``: ``ndcg_at_k_mask[:k, :k] = 1``). Pairs that cross
+  the cut-off get no gradient, so a relevant document ranked below ``k`` is never pulled up;
+  ``k = 1`` would leave no pair at all (an all-zero gradient) and is refused.
+
+The two rules differ only when ``k`` is below the group size.
 
 Inputs: ``scores[B, N]`` raw logits (any real number), ``labels[B, N]`` binary or graded
 (negative grades count as gain 0), ``mask[B, N]`` True for real documents.
@@ -27,6 +41,11 @@ Choices a researcher should know:
   divided by ``ln 2``, and the clamp kills gradients of badly ordered pairs, which
   ``softplus`` does not. ``eps`` only guards the division by maxDCG.
 * Ties in the model's scores are ranked by original index (stable sort).
+* NDCGLoss1 averages over the ordered pairs ``i ≠ j``. allRank and sentence-transformers also
+  count the ``n`` diagonal cells ``(i, i)``, each the constant ``ln 2 · G_i / D_i`` (no
+  gradient), which only changes the normalisation; otherwise every scheme and ``k`` equals
+  sentence-transformers v6 ``LambdaLoss(reduction_log="natural")`` on one group
+  (``tests/unit/test_loss_lambda.py``).
 
 Relations:
 
@@ -64,15 +83,40 @@ from rerankctl.losses.lambda_weighting import (
     resolve_scheme,
 )
 
+TOPK_RULES = ("either", "both")
+
 __all__ = [
     "SCHEME_NAMES",
+    "TOPK_RULES",
     "LambdaRankScheme",
     "NDCGLoss1Scheme",
     "NDCGLoss2PPScheme",
     "NDCGLoss2Scheme",
     "NoWeightingScheme",
+    "check_lambda_options",
     "lambda_loss",
 ]
+
+
+def check_lambda_options(k: int | None, sigma: float, mu: float, topk_rule: str) -> None:
+    """Raise ``ValueError`` for options that would silently do something else (module docstring)."""
+    if topk_rule not in TOPK_RULES:
+        raise ValueError(f"topk_rule must be 'either' or 'both', got {topk_rule!r}")
+    if k is not None:
+        if isinstance(k, bool) or int(k) != k or k < 1:
+            # k <= 0 used to be clamped to 1, a cut-off nobody asked for.
+            raise ValueError(
+                f"lambda_loss: k must be an integer >= 1 (or None for the whole list), got {k!r}"
+            )
+        if k == 1 and topk_rule == "both":
+            raise ValueError(
+                "lambda_loss: k=1 with topk_rule='both' keeps no pair (both documents cannot be rank 1), "
+                "so every gradient would be zero; use topk_rule='either' or k >= 2"
+            )
+    if not sigma > 0:
+        raise ValueError(f"lambda_loss: sigma must be > 0, got {sigma!r}")
+    if not mu >= 0:
+        raise ValueError(f"lambda_loss: mu must be >= 0, got {mu!r}")
 
 
 def lambda_loss(
@@ -86,6 +130,7 @@ def lambda_loss(
     sigma: float = 1.0,
     mu: float = 10.0,
     eps: float = 1e-10,
+    topk_rule: str = "either",
 ) -> Tensor:
     """LambdaLoss over padded groups; see the module docstring for the formula.
 
@@ -97,20 +142,28 @@ def lambda_loss(
         weighting_scheme: one of ``"ndcgloss2pp"`` (default), ``"ndcgloss1"``, ``"ndcgloss2"``,
             ``"lambdarank"``, ``"none"``, or a scheme object ``(gain, discount, labels_sorted)
             -> weights[B, N, N]`` with an ``all_pairs`` attribute.
-        k: only pairs whose both documents are in the model's top ``k`` count, and maxDCG is
-            taken at ``k`` (None: the whole list). ``|ΔAP|``/``|ΔRR|`` are computed on the
-            whole list either way.
-        sigma: slope of the pairwise logistic.
-        mu: weight of the NDCGLoss2 term in NDCGLoss2++.
+        k: truncation of the metric, ``>= 1``: only pairs with a document in the model's top
+            ``k`` count (see ``topk_rule``) and maxDCG is taken at ``k`` (None: the whole list;
+            a ``k`` above the group size is the whole list). ``|ΔAP|``/``|ΔRR|`` are computed on
+            the whole list either way.
+        sigma: slope of the pairwise logistic, ``> 0``.
+        mu: weight of the NDCGLoss2 term in NDCGLoss2++, ``>= 0``.
         eps: lower bound of maxDCG in the gain normalisation.
+        topk_rule: ``"either"`` (sentence-transformers v6, default) keeps a pair if either
+            document is in the top ``k``; ``"both"`` (allRank) only if both are (``k >= 2``).
+
+    Raises:
+        ValueError: ``k < 1``; ``k = 1`` with ``topk_rule="both"``; ``sigma <= 0``; ``mu < 0``;
+            an unknown ``topk_rule``, ``metric`` or ``weighting_scheme``.
 
     Returns:
         Scalar loss: mean over groups with at least one pair and a positive label.
     """
+    check_lambda_options(k, sigma, mu, topk_rule)
     scheme = resolve_scheme(weighting_scheme, metric, mu)
     s, y, mask = prepare(scores, labels, mask, "lambda_loss")
     b, n = s.shape
-    kk = n if k is None else max(1, min(int(k), n))
+    kk = n if k is None else min(int(k), n)
 
     order = stable_sort_desc(fill_padding(s, mask))  # padding sorts last
     s_sorted = s.gather(1, order)
@@ -131,7 +184,10 @@ def lambda_loss(
     if not getattr(scheme, "all_pairs", False):
         pairs = pairs & (y_sorted[:, :, None] > y_sorted[:, None, :])
     in_top = torch.arange(n, device=s.device) < kk
-    pairs = pairs & in_top[None, :, None] & in_top[None, None, :]
+    if topk_rule == "both":  # allRank: both documents inside the top k
+        pairs = pairs & in_top[None, :, None] & in_top[None, None, :]
+    else:  # sentence-transformers v6: at least one of them inside
+        pairs = pairs & (in_top[None, :, None] | in_top[None, None, :])
 
     diffs = s_sorted[:, :, None] - s_sorted[:, None, :]
     pair_loss = weights * F.softplus(-sigma * diffs)

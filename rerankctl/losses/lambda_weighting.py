@@ -7,6 +7,13 @@ document at rank ``i`` (``(2^y - 1) / maxDCG``), ``discount[0, i] = log2(1 + i)`
 ``true_sorted[b, i]`` its label. Schemes never carry gradient: they depend on labels and on
 the (detached) sort order only.
 
+Weights are computed for every pair of ranks; which pairs enter the loss is decided by
+:func:`rerankctl.losses.lambda_loss` alone: pairs with ``y_i > y_j`` (every ordered pair for
+NDCGLoss1) and, with a cut-off ``k``, its ``topk_rule`` — ``"either"`` (default, as
+sentence-transformers v6: at least one document in the model's top ``k``) or ``"both"``
+(allRank: both documents in the top ``k``). With ``k`` the gains are normalised by maxDCG@k, as
+in both libraries.
+
 Schemes (Wang et al., "The LambdaLoss Framework for Ranking Metric Optimization", CIKM 2018;
 no arXiv version, https://research.google/pubs/pub47258/):
 

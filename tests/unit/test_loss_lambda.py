@@ -81,14 +81,149 @@ def test_ndcgloss1_by_hand_uses_all_ordered_pairs():
     assert lambda_loss(S, Y, weighting_scheme="ndcgloss1").item() == pytest.approx(want, abs=1e-12)
 
 
-def test_k_keeps_pairs_inside_the_top_k_and_truncates_max_dcg():
-    # k=2: only the model's ranks 1-2 (grades 0, 1); maxDCG@2 of ideal (2, 1)
+def test_topk_rule_both_keeps_pairs_inside_the_top_k_and_truncates_max_dcg():
+    # allRank's rule, k=2: only the pair of the model's ranks 1-2 (grades 0, 1); maxDCG@2 of (2, 1)
     max_dcg2 = 3.0 + 1.0 / math.log2(3)
     g = [(2**y - 1) / max_dcg2 for y in SORTED_Y]
     w = abs(g[1] - g[0]) * abs(1 / D[1] - 1 / D[0])
     want = w * sp(-(SORTED_S[1] - SORTED_S[0]))
-    got = lambda_loss(S, Y, weighting_scheme="lambdarank", k=2).item()
+    got = lambda_loss(S, Y, weighting_scheme="lambdarank", k=2, topk_rule="both").item()
     assert got == pytest.approx(want, abs=1e-12)
+
+
+def _lambdarank_at(k):
+    max_dcg = sum((2**y - 1) / math.log2(2 + r) for r, y in enumerate(sorted(SORTED_Y, reverse=True)[:k]))
+    g = [(2**y - 1) / max_dcg for y in SORTED_Y]
+    return lambda i, j: abs(g[i] - g[j]) * abs(1 / D[i] - 1 / D[j])
+
+
+def test_topk_rule_either_is_the_default_and_keeps_pairs_with_one_document_in_the_top_k():
+    # sentence-transformers v6: k=2 keeps (1,0), (2,0) and (2,1) (each has rank 1 or 2 in it);
+    # k=1 keeps the pairs with the top document: (1,0) and (2,0). maxDCG is taken at k.
+    for k, pairs in ((2, PAIRS), (1, [(1, 0), (2, 0)])):
+        want = by_hand(_lambdarank_at(k), pairs=pairs)
+        for kwargs in ({}, {"topk_rule": "either"}):
+            got = lambda_loss(S, Y, weighting_scheme="lambdarank", k=k, **kwargs).item()
+            assert got == pytest.approx(want, abs=1e-12), (k, kwargs)
+    # the two rules differ here: "both" at k=2 keeps a single pair
+    assert lambda_loss(S, Y, weighting_scheme="lambdarank", k=2).item() != pytest.approx(
+        lambda_loss(S, Y, weighting_scheme="lambdarank", k=2, topk_rule="both").item()
+    )
+
+
+def test_k1_has_a_nonzero_gradient_and_k_below_one_or_both_at_k1_is_refused():
+    # issue 18: --lambda-k 1 trained with an all-zero gradient (the "both" rule keeps no pair at k=1)
+    s = S.clone().requires_grad_(True)
+    lambda_loss(s, Y, k=1).backward()
+    # the top document (index 1, grade 0) is pushed down, the two it outranks are pulled up
+    assert s.grad[0, 1] > 0 and s.grad[0, 0] < 0 and s.grad[0, 2] < 0
+    with pytest.raises(ValueError, match="keeps no pair"):
+        lambda_loss(S, Y, k=1, topk_rule="both")
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="k must be an integer >= 1"):
+            lambda_loss(S, Y, k=bad)
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        lambda_loss(S, Y, sigma=0.0)
+    with pytest.raises(ValueError, match="mu must be >= 0"):
+        lambda_loss(S, Y, mu=-1.0)
+    with pytest.raises(ValueError, match="topk_rule"):
+        lambda_loss(S, Y, topk_rule="any")
+    # a k above the group size is the whole list, under both rules
+    assert lambda_loss(S, Y, k=10, topk_rule="both").item() == pytest.approx(lambda_loss(S, Y).item())
+
+
+class _LookupModel(torch.nn.Module):
+    """Stands in for a CrossEncoder: the 'document' text is the index of a fixed score."""
+
+    num_labels = 1
+
+    def __init__(self, scores):
+        super().__init__()
+        self.scores = scores
+        self.device = torch.device("cpu")
+
+    def preprocess(self, pairs, prompt=None, task=None):
+        return {"idx": torch.tensor([int(doc) for _, doc in pairs])}
+
+    def forward(self, tokens):
+        return {"scores": self.scores[tokens["idx"]]}
+
+
+@pytest.mark.parametrize("rule_k", [None, 1, 2, 4])
+def test_equals_sentence_transformers_lambda_loss(rule_k):
+    """Same value as sentence-transformers v6 ``LambdaLoss`` (natural log) for every scheme and k."""
+    st = pytest.importorskip("sentence_transformers.cross_encoder.losses.lambda_loss")
+    gen = torch.Generator().manual_seed(3)
+    ours_of = {"none": st.NoWeightingScheme, "ndcgloss1": st.NDCGLoss1Scheme, "ndcgloss2": st.NDCGLoss2Scheme}
+    ours_of |= {"lambdarank": st.LambdaRankScheme, "ndcgloss2pp": lambda: st.NDCGLoss2PPScheme(mu=10.0)}
+    for trial in range(4):
+        n = 7
+        scores = torch.randn(n, generator=gen)  # distinct: both sort the same way
+        labels = torch.randint(0, 4, (n,), generator=gen).float()
+        labels[trial % n] = 3.0  # at least one relevant document
+        model = _LookupModel(scores)
+        inputs = (["q"], [[str(i) for i in range(n)]])
+        for name, scheme in ours_of.items():
+            ref = st.LambdaLoss(
+                model, weighting_scheme=scheme(), k=rule_k, sigma=1.3, reduction_log="natural"
+            )
+            want = ref(inputs, [labels]).item()
+            got = lambda_loss(
+                scores[None].double(), labels[None].double(), weighting_scheme=name, k=rule_k, sigma=1.3
+            )
+            if name == "ndcgloss1":
+                want = _without_diagonal(want, scores, labels, rule_k)
+            assert got.item() == pytest.approx(want, rel=1e-5, abs=1e-7), (name, rule_k, trial)
+
+
+def _without_diagonal(st_value, scores, labels, k):
+    """sentence-transformers' (and allRank's) NDCGLoss1 also averages the n diagonal terms (i, i),
+    each the constant ln 2 · G_i / D_i; ours averages over i != j only (module docstring)."""
+    n = scores.numel()
+    kk = n if k is None else min(k, n)
+    y = labels[scores.argsort(descending=True)].double()
+    ideal = labels.sort(descending=True).values.double()
+    disc = torch.log2(torch.arange(2, n + 2, dtype=torch.float64))
+    gain = (2**y - 1) / ((2**ideal - 1) / disc)[:kk].sum()
+    count = n * n - (n - kk) ** 2  # cells with a row or column inside the top k, diagonal included
+    diagonal = (math.log(2) * gain / disc)[:kk].sum().item()
+    return (st_value * count - diagonal) / (count - kk)
+
+
+def test_config_refuses_lambda_options_that_would_do_something_else():
+    from pydantic import ValidationError
+
+    from rerankctl.config.sft import SFTConfig
+
+    assert SFTConfig(lambda_k=1).loss_options()["topk_rule"] == "either"
+    assert SFTConfig(lambda_topk_rule="both").loss_options()["topk_rule"] == "both"
+    assert SFTConfig(lambda_metric="map").lambda_metric == "map"  # default weighting becomes |ΔAP|
+    assert SFTConfig(lambda_metric="map", lambda_weighting="lambdarank").lambda_weighting == "lambdarank"
+    bad = [
+        ({"lambda_k": 1, "lambda_topk_rule": "both"}, "lambda_topk_rule", "keeps no pair"),
+        ({"lambda_k": 0}, "lambda_k", "greater than or equal to 1"),
+        ({"lambda_sigma": 0.0}, "lambda_sigma", "greater than 0"),
+        ({"temperature": 0.0}, "temperature", "greater than 0"),
+        ({"lambda_topk_rule": "any"}, "lambda_topk_rule", "either"),
+        ({"lambda_metric": "map", "lambda_weighting": "ndcgloss2pp"}, "lambda_weighting", "bound on NDCG"),
+        ({"lambda_metric": "mrr", "lambda_weighting": "none"}, "lambda_weighting", "no effect"),
+    ]
+    for kwargs, field, text in bad:
+        with pytest.raises(ValidationError) as info:
+            SFTConfig(**kwargs)
+        err = info.value.errors()[0]
+        assert err["loc"] == (field,) and text in str(info.value), kwargs
+
+
+def test_cli_refuses_an_ndcg_bound_with_map_before_heavy_imports(capsys):
+    from rerankctl.cli.main import main
+
+    argv = ["train", "sft", "--preset", "tiny", "--loss-type", "lambdaloss", "--lambda-metric", "map"]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--lambda-weighting", "ndcgloss2"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "lambda_weighting" in err and "bound on NDCG" in err
+    assert "Traceback" not in err
 
 
 def test_map_and_mrr_metrics_use_exact_swap_deltas():
