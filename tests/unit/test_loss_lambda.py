@@ -215,7 +215,7 @@ def test_config_refuses_lambda_options_that_would_do_something_else():
         assert err["loc"] == (field,) and text in str(info.value), kwargs
 
 
-def test_cli_refuses_an_ndcg_bound_with_map_before_heavy_imports(capsys):
+def test_cli_refuses_lambda_combinations_with_exit_2(capsys):
     from rerankctl.cli.main import main
 
     argv = ["train", "sft", "--preset", "tiny", "--loss-type", "lambdaloss", "--lambda-metric", "map"]
@@ -224,6 +224,10 @@ def test_cli_refuses_an_ndcg_bound_with_map_before_heavy_imports(capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "lambda_weighting" in err and "bound on NDCG" in err
     assert "Traceback" not in err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "sft", "--preset", "tiny", "--lambda-k", "1", "--lambda-topk-rule", "both"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "lambda_topk_rule" in err and "keeps no pair" in err
 
 
 def test_map_and_mrr_metrics_use_exact_swap_deltas():
