@@ -17,6 +17,8 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from rerankctl.data.limits import DEFAULT_MAX_CHARS
+
 # Options whose values may follow them space-separated: `--endpoints a b c`.
 MULTI_VALUE_OPTIONS = ("--endpoints", "-e", "--datasets", "-d", "--model", "-m")
 
@@ -193,6 +195,12 @@ def eval_main(
             "--max-samples", help="Evaluate only the first N queries of each task split.", show_default=False
         ),
     ] = None,
+    max_chars: Annotated[
+        int,
+        typer.Option(
+            "--max-chars", help="Characters kept per query/document of --input before tokenising (0 = all)."
+        ),
+    ] = DEFAULT_MAX_CHARS,
     output: Annotated[
         str | None,
         typer.Option(
@@ -303,7 +311,7 @@ def eval_main(
     opts = EvalOptions(
         endpoints=split_commas(endpoints), models=split_commas(model), datasets=split_commas(datasets),
         input=input_path, model_workers=model_workers, batch_size=batch_size, max_concurrency=max_concurrency,
-        instruction=instruction, max_samples=max_samples, output=output, two_stage=two_stage,
+        instruction=instruction, max_samples=max_samples, max_chars=max_chars, output=output, two_stage=two_stage,
         embedding_endpoint=embedding_endpoint, embedding_model=embedding_model, embedding_name=embedding_name,
         top_k=top_k, plot=plot, api_key=api_key, timeout=timeout, device=device, gpu_map=_parse_gpu_map(gpu_map),
         max_models_per_gpu=max_models_per_gpu, proxy=proxy, store=not no_store,

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from rerankctl.data.limits import DEFAULT_MAX_CHARS
+
 
 def rerank(
     docs: Annotated[
@@ -22,6 +24,9 @@ def rerank(
     instruction: Annotated[str | None, typer.Option(help="Task instruction (default: web search).")] = None,
     batch_size: Annotated[int, typer.Option(help="Pairs per forward pass.")] = 32,
     max_length: Annotated[int, typer.Option(help="Prompt token limit.")] = 1024,
+    max_chars: Annotated[
+        int, typer.Option(help="Characters kept per query/document before tokenising (0 = all).")
+    ] = DEFAULT_MAX_CHARS,
     device: Annotated[str | None, typer.Option(help="cuda, cuda:1, cpu (default: best available).")] = None,
     dtype: Annotated[str, typer.Option(help="auto, bf16, fp16, fp32.")] = "auto",
     quantize: Annotated[
@@ -52,9 +57,11 @@ def rerank(
     )  # fmt: skip
     items: list[tuple[str, list[str]]] = []
     if input_file is not None:
-        items = _read_items(input_file)
+        items = _read_items(input_file, max_chars)
     else:
-        items = [(query, list(docs or []))]
+        from rerankctl.data.limits import cut
+
+        items = [(cut(query, max_chars)[0], [cut(d, max_chars)[0] for d in docs or []])]
     from rerankctl.cli._rerank_output import print_rankings
 
     results = []
@@ -64,20 +71,14 @@ def rerank(
     print_rankings(results, top=top, as_json=json_out)
 
 
-def _read_items(path: str) -> list[tuple[str, list[str]]]:
+def _read_items(path: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[tuple[str, list[str]]]:
     """(query, docs) per line of a rerank-format file; errors name the file, line and field."""
-    from rerankctl.data.formats import RecordError, parse_rerank
-    from rerankctl.data.io import iter_rows
-    from rerankctl.data.validate import record_error, row_error
+    from rerankctl.data.validate import parse_rows
 
     items = []
-    for row in iter_rows(path):
-        if row.error:
-            raise row_error(path, row)
-        try:
-            record = parse_rerank(row.obj)
-        except RecordError as exc:
-            raise record_error(path, row.line, exc) from None
+    for _row, record, error in parse_rows(path, "rerank", check_images=False, max_chars=max_chars):
+        if error is not None:
+            raise error
         items.append((record.query, record.docs))
     return items
 

@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from rerankctl.data.limits import DEFAULT_MAX_CHARS
+
 API_KEY_ENV = "RERANKCTL_API_KEY"
 
 
@@ -73,7 +75,7 @@ def serve(
     max_docs: Annotated[int, typer.Option(help="Documents per request at most (more: 413).")] = 1000,
     max_doc_chars: Annotated[
         int, typer.Option(help="Characters per document at most (more: 413).")
-    ] = 100_000,
+    ] = DEFAULT_MAX_CHARS,
     max_query_chars: Annotated[int, typer.Option(help="Characters per query at most (more: 413).")] = 20_000,
     max_queue_docs: Annotated[
         int,

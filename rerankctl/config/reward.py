@@ -17,6 +17,7 @@ from rerankctl.config.sft import (
     OUTPUT_FLAGS,
     TAG_FLAGS,
 )
+from rerankctl.data.limits import DEFAULT_MAX_CHARS, MAX_CHARS_HELP
 
 BUILTIN_TINY_MODEL = "builtin:tiny-qwen3"
 BUILTIN_SYNTH_PREFERENCE = "builtin:synth-preference"
@@ -124,6 +125,7 @@ class RewardConfig(StrictConfig):
     max_length: int = Field(
         512, ge=8, description="Longest prompt + response in tokens (prompt is cut first)."
     )
+    max_chars: int = Field(DEFAULT_MAX_CHARS, ge=0, description=MAX_CHARS_HELP)
     attn_implementation: str | None = Field(
         None, description="eager, sdpa or flash_attention_2 (default: transformers)."
     )

@@ -6,6 +6,7 @@ from pydantic import Field
 
 from rerankctl.config.base import BUILTIN, DATA, MODEL, RUNS, ReportTo, StrictConfig, cli
 from rerankctl.config.distributed import DistributedConfig
+from rerankctl.data.limits import DEFAULT_MAX_CHARS, MAX_CHARS_HELP
 
 
 class RankerRunSettings(StrictConfig):
@@ -38,6 +39,7 @@ class RankerRunSettings(StrictConfig):
     dataloader_workers: int = Field(
         0, ge=0, description="DataLoader worker processes.", json_schema_extra=cli("--workers")
     )
+    max_chars: int = Field(DEFAULT_MAX_CHARS, ge=0, description=MAX_CHARS_HELP)
     attn_implementation: str | None = Field(
         None, description="sdpa, eager or flash_attention_2 (default: transformers' choice)."
     )

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from rerankctl.config.base import DATA, LOSS, MODEL, OPTIM, RUNS, ReportTo, StrictConfig, cli
 from rerankctl.config.distributed import DistributedConfig
 from rerankctl.config.sft import BATCH_FLAGS, EVAL_BATCH_FLAGS, LR_FLAGS, TAG_FLAGS
+from rerankctl.data.limits import DEFAULT_MAX_CHARS, MAX_CHARS_HELP
 
 BUILTIN_TINY_VL_MODEL = "builtin:tiny-qwen2vl"
 BUILTIN_SYNTH_VL = "builtin:synth-vl"
@@ -44,6 +45,7 @@ class VLRewardConfig(StrictConfig):
     min_pixels: int = Field(56 * 56, ge=28 * 28, description="Images smaller than this are upscaled.")
     max_pixels: int = Field(28 * 28 * 1280, ge=28 * 28, description="Images larger than this are downscaled.")
     max_length: int = Field(2048, ge=32, description="Token limit of image + query + response.")
+    max_chars: int = Field(DEFAULT_MAX_CHARS, ge=0, description=MAX_CHARS_HELP)
     flash_attention: bool = Field(
         True, description="Use flash_attention_2 when flash-attn and a GPU are present."
     )

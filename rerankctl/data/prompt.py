@@ -100,12 +100,31 @@ class PromptTokenizer:
         return {key: self.prefix_ids + ids for key, ids in zip(keys, self._batch(texts))}
 
     def _truncated_head(self, instruction: str | None, query: str, budget: int) -> list[int]:
-        """A head whose query is cut so that the head fits ``budget`` tokens."""
-        lead = self.prefix_ids + self._enc(
-            f"{_INSTRUCT}{instruction or DEFAULT_INSTRUCTION}{_QUERY.rstrip(' ')}"
+        """A head cut to fit ``budget`` tokens: the query first; the instruction too when it alone
+        is too long (a 2,000-word ``--instruction`` once gave a 2,059-token prompt at max_length 128).
+
+        The prefix and the ``<Instruct>:``/``<Query>:``/``<Document>:`` markers always survive.
+        When the instruction does not fit, instruction and query share the room: the query keeps
+        up to half of it (all of it if shorter) and the instruction keeps its first tokens.
+        """
+        instr = instruction or DEFAULT_INSTRUCTION
+        lead = self.prefix_ids + self._enc(f"{_INSTRUCT}{instr}{_QUERY.rstrip(' ')}")
+        query_ids = self._enc(" " + query)
+        room = budget - len(self.doc_marker_ids)
+        if len(lead) <= room:
+            return lead + query_ids[: room - len(lead)] + self.doc_marker_ids
+        instr_ids = self._enc(f"{_INSTRUCT}{instr}")
+        query_marker = self._enc(_QUERY.rstrip(" "))
+        body = max(0, room - len(self.prefix_ids) - len(query_marker))
+        keep_query = min(len(query_ids), max(body - len(instr_ids), body // 2))
+        keep_instr = min(len(instr_ids), body - keep_query)
+        return (
+            self.prefix_ids
+            + instr_ids[:keep_instr]
+            + query_marker
+            + query_ids[:keep_query]
+            + self.doc_marker_ids
         )
-        keep = max(0, budget - len(lead) - len(self.doc_marker_ids))
-        return lead + self._enc(" " + query)[:keep] + self.doc_marker_ids
 
     def encode_pairs(
         self,
@@ -115,8 +134,9 @@ class PromptTokenizer:
     ) -> tuple[list[list[int]], list[bool]]:
         """Token ids of each full prompt, and whether each one had to be truncated.
 
-        Over-long pairs lose document tokens first (from the end), then query tokens;
-        the prefix, instruction, markers and suffix always survive.
+        Over-long pairs lose document tokens first (from the end), then query tokens, then
+        (an instruction too long by itself) instruction tokens; the prefix, the markers and
+        the suffix always survive, so no prompt is longer than ``max_length``.
         """
         if len(queries) != len(docs):
             raise ValueError(f"{len(queries)} queries but {len(docs)} documents")

@@ -49,8 +49,12 @@ class VLItem:
         return self.record.responses[1 - self.record.chosen_index]
 
 
-def load_vl_items(path: str | os.PathLike, skip_invalid: bool = False) -> tuple[list[VLItem], int]:
-    """Validated VL records of a file (image paths relative to the file) and the skipped count."""
+def load_vl_items(
+    path: str | os.PathLike, skip_invalid: bool = False, max_chars: int = 0
+) -> tuple[list[VLItem], int]:
+    """Validated VL records of a file (image paths relative to the file) and the skipped count.
+
+    ``max_chars`` cuts the query and responses as they are read (data/limits.py)."""
     from rerankctl.data.formats import RecordError
     from rerankctl.data.validate import parse_rows
 
@@ -58,7 +62,7 @@ def load_vl_items(path: str | os.PathLike, skip_invalid: bool = False) -> tuple[
     base = Path(path).resolve().parent
     items: list[VLItem] = []
     skipped = 0
-    for row, record, error in parse_rows(path, "vl", check_images=True):
+    for row, record, error in parse_rows(path, "vl", check_images=True, max_chars=max_chars):
         if error is None and sorted(record.human_ranking) != [0, 1]:
             error = DataError(
                 "must be [0, 1] or [1, 0] for a pair",

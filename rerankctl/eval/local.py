@@ -12,14 +12,18 @@ also be scored by mteb itself (the tests use it to check that both agree).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rerankctl.data.limits import DEFAULT_MAX_CHARS
 from rerankctl.errors import DataError, UsageError
 from rerankctl.eval.scoring import as_scorer
+
+log = logging.getLogger(__name__)
 
 MAIN_METRIC = "map"
 
@@ -50,11 +54,21 @@ class LocalResult:
         return out
 
 
-def load_rerank_records(path: str | Path, max_samples: int | None = None) -> list[Any]:
-    """Validated `RerankRecord`s of a rerank-format file (errors name file, line and field)."""
-    from rerankctl.data.validate import load_records
+def load_rerank_records(
+    path: str | Path, max_samples: int | None = None, max_chars: int = DEFAULT_MAX_CHARS
+) -> list[Any]:
+    """Validated `RerankRecord`s of a rerank-format file (errors name file, line and field).
 
-    records, _ = load_records(str(path), kind="rerank")
+    Text fields are cut to ``max_chars`` characters as they are read (data/limits.py).
+    """
+    from rerankctl.data.validate import ReadCounts, load_records
+
+    counts = ReadCounts()
+    records, _ = load_records(str(path), kind="rerank", max_chars=max_chars, counts=counts)
+    if counts.cut:
+        log.warning(
+            "%s: %d record(s) cut to %d characters per field (--max-chars)", path, counts.cut, max_chars
+        )
     if max_samples is not None:
         if max_samples < 1:
             raise UsageError(f"--max-samples must be at least 1 (got {max_samples})")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from rerankctl.data.limits import DEFAULT_MAX_CHARS
 from rerankctl.errors import RerankctlError, UsageError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class EvalOptions:
     max_concurrency: int = 8
     instruction: str | None = None
     max_samples: int | None = None
+    max_chars: int = DEFAULT_MAX_CHARS
     output: str | None = None
     two_stage: bool = False
     embedding_endpoint: str | None = None
@@ -300,7 +302,9 @@ def _run_local_file(opts: EvalOptions, record: Callable[[str, Any], None]) -> An
     from rerankctl.eval.local import evaluate_local, load_rerank_records
     from rerankctl.eval.multi import MultiModelResult
 
-    records = load_rerank_records(opts.input, opts.max_samples)  # validate once, before loading models
+    records = load_rerank_records(
+        opts.input, opts.max_samples, opts.max_chars
+    )  # validate once, before loading models
     rerankers = build_rerankers(opts)
     out = MultiModelResult(results={n: {} for n in rerankers})
 

@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from rerankctl.data.limits import DEFAULT_MAX_CHARS
 from rerankctl.serve.backends import ScoringBackend
 
 RERANK_PATHS = ("/rerank", "/v1/rerank", "/v2/rerank")
@@ -37,7 +38,7 @@ class ServeSettings:
     instruction: str | None = None
     max_docs: int = 1000
     max_query_chars: int = 20_000
-    max_doc_chars: int = 100_000
+    max_doc_chars: int = DEFAULT_MAX_CHARS  # the same cap as training and eval read with
     max_body_bytes: int = 64 * 1024 * 1024
     max_batch_tokens: int = 16384
     max_batch_size: int = 64

@@ -191,6 +191,7 @@ def load_splits(cfg: RewardConfig) -> tuple[list, list, int]:
         skip_invalid=cfg.skip_invalid,
         synth_size=cfg.synth_size,
         seed=cfg.seed,
+        max_chars=cfg.max_chars,
     )
     if cfg.eval_dataset:
         held, more = load_preferences(
@@ -200,6 +201,7 @@ def load_splits(cfg: RewardConfig) -> tuple[list, list, int]:
             split="test",
             seed=cfg.seed + 1,
             synth_size=max(2, cfg.synth_size // 4),
+            max_chars=cfg.max_chars,
         )
         skipped += more
         train = records
@@ -356,6 +358,7 @@ def run_reward_eval(
         split="test",
         synth_size=max(2, cfg.synth_size // 4),
         seed=cfg.seed + 1,
+        max_chars=cfg.max_chars,
     )
     records = take_fraction(records, cfg.frac, cfg.seed, cfg.max_samples)
     dataset = PreferencePairDataset(records, model.tokenizer, cfg.max_length)

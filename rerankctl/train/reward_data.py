@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ def load_preferences(
     split: str = "train",
     synth_size: int = 400,
     seed: int = 42,
+    max_chars: int = 0,
 ) -> tuple[list[PreferenceRecord], int]:
     """Records from ``source`` (see the module docstring) and the number of skipped records."""
     from rerankctl.config.reward import BUILTIN_SYNTH_PREFERENCE
@@ -102,9 +104,17 @@ def load_preferences(
                     continue
                 rows.append(row.obj)
             return _convert_rows(rows, converter, str(path), skip_invalid)
-        from rerankctl.data.validate import load_records
+        from rerankctl.data.validate import ReadCounts, load_records
 
-        return load_records(str(path), kind="preference", skip_invalid=skip_invalid)
+        counts = ReadCounts()
+        out = load_records(
+            str(path), kind="preference", skip_invalid=skip_invalid, max_chars=max_chars, counts=counts
+        )
+        if counts.cut:
+            from rerankctl.data.limits import cut_event
+
+            logging.getLogger(__name__).warning(cut_event(counts.cut, max_chars, str(path)))
+        return out
     if source.startswith((".", "/", "~")) or source.endswith((".jsonl", ".json", ".parquet", ".csv")):
         raise NotFoundError(f"{source}: no such data file", hint="check the path")
     return load_hub_preferences(source, split=split, skip_invalid=True)

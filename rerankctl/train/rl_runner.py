@@ -29,6 +29,7 @@ from rerankctl.train.sft_runner import (
     WithInstruction,
     default_output_dir,
     is_main_process,
+    log_read_cuts,
     quiet_libraries,
     resolve_resume,
     training_arguments,
@@ -42,7 +43,12 @@ def build_rl_datasets(cfg: RLConfig, tokenizer: Any) -> tuple[Any, list[dict], i
     from rerankctl.train.rl_data import RLRerankDataset, StreamingRLRerankDataset
 
     group_kwargs = dict(
-        n_docs=cfg.n_docs, n_pos=cfg.n_pos, max_docs=cfg.max_docs, seed=cfg.seed, strategy=cfg.sampling
+        n_docs=cfg.n_docs,
+        n_pos=cfg.n_pos,
+        max_docs=cfg.max_docs,
+        seed=cfg.seed,
+        strategy=cfg.sampling,
+        max_chars=cfg.max_chars,
     )
     train_source: Any = cfg.data
     eval_source: Any = cfg.eval_data
@@ -75,11 +81,17 @@ def build_rl_datasets(cfg: RLConfig, tokenizer: Any) -> tuple[Any, list[dict], i
         base = RLRerankDataset(train_source, **group_kwargs)
         dropped = base.filter_overlength(tokenizer, cfg.max_length) if cfg.filter_overlength else 0
         train = WithInstruction(base, cfg.instruction)
+        train.read_cuts = {str(cfg.data): base.cut}  # records cut to --max-chars, for the run's events
     eval_groups: list[dict] = []
     if eval_source is not None:
         eval_ds = WithInstruction(
-            RLRerankDataset(eval_source, n_docs=0, n_pos=0, max_docs=0, seed=cfg.seed), cfg.instruction
+            RLRerankDataset(
+                eval_source, n_docs=0, n_pos=0, max_docs=0, seed=cfg.seed, max_chars=cfg.max_chars
+            ),
+            cfg.instruction,
         )
+        if hasattr(train, "read_cuts"):
+            train.read_cuts[str(cfg.eval_data or "built-in eval")] = eval_ds.dataset.cut
         count = len(eval_ds) if not cfg.eval_max_queries else min(len(eval_ds), cfg.eval_max_queries)
         eval_groups = [g for g in (eval_ds[i] for i in range(count)) if any(x > 0 for x in g["labels"])]
     return train, eval_groups, dropped
@@ -171,6 +183,7 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
             f"{size} training queries; {len(eval_groups)} eval queries"
             + (f"; {dropped} over-long documents dropped" if dropped else "")
         )
+        log_read_cuts(writer, train_ds, cfg.max_chars)
     with run_status(writer, store):
         model = load_sft_model(
             start,

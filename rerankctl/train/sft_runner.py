@@ -117,7 +117,12 @@ def build_datasets(cfg: SFTConfig, tokenizer: Any) -> tuple[Any, list[dict], int
     from rerankctl.data.rerank_dataset import RerankDataset
 
     group_kwargs = dict(
-        n_docs=cfg.n_docs, n_pos=cfg.n_pos, max_docs=cfg.max_docs, seed=cfg.seed, strategy=cfg.sampling
+        n_docs=cfg.n_docs,
+        n_pos=cfg.n_pos,
+        max_docs=cfg.max_docs,
+        seed=cfg.seed,
+        strategy=cfg.sampling,
+        max_chars=cfg.max_chars,
     )
     full_kwargs = dict(group_kwargs, n_docs=0, n_pos=0)
     train_source: Any = cfg.data
@@ -139,7 +144,20 @@ def build_datasets(cfg: SFTConfig, tokenizer: Any) -> tuple[Any, list[dict], int
         count = len(eval_ds) if not cfg.eval_max_queries else min(len(eval_ds), cfg.eval_max_queries)
         # A group without a relevant document says nothing about ranking quality.
         eval_groups = [g for g in (eval_ds[i] for i in range(count)) if any(x > 0 for x in g["labels"])]
-    return WithInstruction(train, cfg.instruction), eval_groups, dropped
+    out = WithInstruction(train, cfg.instruction)
+    out.read_cuts = {str(cfg.data): train.cut}  # records cut to --max-chars, for the run's events
+    if eval_source is not None:
+        out.read_cuts[str(cfg.eval_data or "built-in eval")] = eval_ds.dataset.cut
+    return out, eval_groups, dropped
+
+
+def log_read_cuts(writer: Any, train_ds: Any, max_chars: int) -> None:
+    """One run event per data source that had records cut to ``max_chars`` (data/limits.py)."""
+    from rerankctl.data.limits import cut_event
+
+    for source, count in getattr(train_ds, "read_cuts", {}).items():
+        if count:
+            writer.log_event(cut_event(count, max_chars, source))
 
 
 def training_arguments(cfg: SFTConfig, output_dir: Path, has_eval: bool) -> Any:
@@ -237,6 +255,7 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
         writer.log_event(
             f"model {model_path}; {len(train_ds)} training queries; {len(eval_groups)} eval queries"
         )
+        log_read_cuts(writer, train_ds, cfg.max_chars)
     with run_status(writer, store):
         model = load_model_for_training(cfg, model_path)
         args = training_arguments(cfg, output_dir, has_eval=bool(eval_groups))

@@ -101,6 +101,27 @@ def test_a_long_query_is_cut_after_the_document_and_markers_survive(qwen3_tokeni
     assert "\n<Document>: short" in text
 
 
+def test_a_2000_word_instruction_is_cut_to_max_length_keeping_prefix_markers_and_suffix(qwen3_tokenizer):
+    """Issue 18: at max_length 128 a 2,000-word instruction gave a 2,059-token prompt."""
+    from rerankctl.data.prompt import PREFIX
+
+    prompt = PromptTokenizer(qwen3_tokenizer, max_length=128)
+    instruction = " ".join(["judge"] * 2000)
+    ids, truncated = prompt.encode_pairs([QUERY, QUERY], [DOC, "x " * 500], instruction)
+    for seq in ids:
+        assert len(seq) == 128
+        assert seq[-len(SUFFIX_IDS) :] == SUFFIX_IDS
+        text = qwen3_tokenizer.decode(seq)
+        assert text.startswith(PREFIX + "<Instruct>: judge judge")
+        # The (short) query survives whole, and the document keeps at least its first token.
+        assert f"\n<Query>: {QUERY}\n<Document>: " in text
+    assert truncated == [True, True]
+    # The query keeps up to half the room when both are long; the instruction keeps the rest.
+    ids, _ = prompt.encode_pairs(["where " * 400], [DOC], instruction)
+    text = qwen3_tokenizer.decode(ids[0])
+    assert len(ids[0]) == 128 and text.count("where") > 10 and text.count("judge") > 10
+
+
 def test_short_pairs_in_the_same_batch_are_untouched(qwen3_tokenizer):
     prompt = PromptTokenizer(qwen3_tokenizer, max_length=100)
     ids, truncated = prompt.encode_pairs([QUERY, QUERY], [DOC, "x " * 400])
