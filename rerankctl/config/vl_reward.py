@@ -46,8 +46,12 @@ class VLRewardConfig(StrictConfig):
     max_pixels: int = Field(28 * 28 * 1280, ge=28 * 28, description="Images larger than this are downscaled.")
     max_length: int = Field(2048, ge=32, description="Token limit of image + query + response.")
     max_chars: int = Field(DEFAULT_MAX_CHARS, ge=0, description=MAX_CHARS_HELP)
-    flash_attention: bool = Field(
-        True, description="Use flash_attention_2 when flash-attn and a GPU are present."
+    flash_attention: bool | None = Field(
+        None,
+        description=(
+            "flash_attention_2: on = required (refused where flash-attn or a CUDA GPU is missing), "
+            "off = never, unset = when usable."
+        ),
     )
     freeze_vision: bool = Field(
         False, description="Freeze the vision tower.", json_schema_extra=cli(off="--train-vision")

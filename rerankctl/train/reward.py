@@ -80,7 +80,14 @@ def check_8bit(cfg: RewardConfig) -> None:
     """8-bit optimizer/model need bitsandbytes and a CUDA GPU: say so instead of crashing later."""
     if not (cfg.optim_8bit or cfg.model_8bit):
         return
-    from rerankctl.errors import DependencyError
+    from rerankctl.errors import DependencyError, UsageError
+
+    if cfg.model_8bit and not cfg.lora.enabled:
+        # 8-bit weights take no gradient: without an adapter only the value head would train.
+        raise UsageError(
+            "--8bit-model without --lora would train only the value head (8-bit backbone weights cannot be trained)",
+            hint="add --lora, or drop --8bit-model to train the whole model",
+        )
 
     flag = "--8bit-optim" if cfg.optim_8bit else "--8bit-model"
     if not torch.cuda.is_available():
@@ -227,6 +234,9 @@ def run_reward(
     if cfg.eval_only:
         return run_reward_eval(cfg, store_path=store_path)
     check_8bit(cfg)
+    from rerankctl.models.flash import check_attn_implementation
+
+    check_attn_implementation(cfg.attn_implementation)
     set_seed(cfg.seed)
     model_path = resolve_model_path(cfg)
     tokenizer = load_reward_tokenizer(model_path)

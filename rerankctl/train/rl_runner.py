@@ -162,6 +162,9 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
         )
     start = cfg.sft_model or cfg.base_model
     quiet_libraries()
+    from rerankctl.models.flash import check_attn_implementation
+
+    check_attn_implementation(cfg.attn_implementation)
     set_seed(cfg.seed)
     tokenizer = load_tokenizer(start)
     prompt = PromptTokenizer(tokenizer, max_length=cfg.max_length)

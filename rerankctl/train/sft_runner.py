@@ -230,12 +230,14 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
     from rerankctl.data.collator import RerankCollator
     from rerankctl.data.prompt import PromptTokenizer
     from rerankctl.losses import build_loss
+    from rerankctl.models.flash import check_attn_implementation
     from rerankctl.models.loading import load_tokenizer
     from rerankctl.store import RunStore
     from rerankctl.train.callbacks import RichProgressCallback, RunStoreCallback, SetEpochCallback
     from rerankctl.train.sft import ContrastiveSFTTrainer
 
     quiet_libraries()
+    check_attn_implementation(cfg.attn_implementation)
     set_seed(cfg.seed)
     loss_fn = build_loss(cfg.loss_type, **cfg.loss_options())
     model_path = resolve_model_path(cfg)

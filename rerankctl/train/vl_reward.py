@@ -9,6 +9,7 @@ checkpoint's run directory with its step, optimizer, scheduler and RNG state; wi
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ import torch
 from rerankctl.config.vl_reward import BUILTIN_SYNTH_VL, BUILTIN_TINY_VL_MODEL, VLRewardConfig
 from rerankctl.train.hf_args import bookkeeping_args, checkpointing_args
 from rerankctl.train.reward_base import PairwiseRewardTrainer, latest_checkpoint
+
+log = logging.getLogger(__name__)
 
 
 class VLRewardTrainer(PairwiseRewardTrainer):
@@ -95,12 +98,20 @@ def resolve_vl_model(cfg: VLRewardConfig) -> str:
 
 
 def attn_implementation(cfg: VLRewardConfig) -> str | None:
-    """flash_attention_2 when asked for and usable (flash-attn + CUDA), else the transformers default."""
-    if not cfg.flash_attention or not torch.cuda.is_available():
-        return None
-    import importlib.util
+    """The attention kernel: ``--flash-attention`` requires flash_attention_2 (refused where it cannot
+    run, see models/flash.py); ``--no-flash-attention`` never uses it; unset uses it when usable."""
+    from rerankctl.models.flash import FLASH, flash_attention_problem, require_flash_attention
 
-    return "flash_attention_2" if importlib.util.find_spec("flash_attn") else None
+    if cfg.flash_attention is False:
+        return None
+    if cfg.flash_attention is True:
+        require_flash_attention("--flash-attention", "drop --flash-attention (or pass --no-flash-attention)")
+        return FLASH
+    problem = flash_attention_problem()
+    if problem is None:
+        return FLASH
+    log.info("attention: the transformers default (flash-attention 2 not used: %s)", problem)
+    return None
 
 
 def load_vl_splits(cfg: VLRewardConfig, data_dir: Path) -> tuple[list, list, int]:

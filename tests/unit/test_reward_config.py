@@ -67,7 +67,7 @@ def test_8bit_without_gpu_is_a_dependency_error():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(DependencyError, match="--8bit-model needs a CUDA GPU"):
-        check_8bit(RewardConfig(model_8bit=True))
+        check_8bit(RewardConfig(model_8bit=True, lora={"enabled": True}))
     check_8bit(RewardConfig())  # no 8-bit flag: nothing to check
 
 
