@@ -51,6 +51,7 @@ class OptionSpec:
     choices: tuple[str, ...] = ()
     alias_key: str | None = None
     repeatable: bool = False
+    check: str | None = None  # model / dataset / resume: config/preflight.py checks the value
 
 
 def _unwrap_optional(annotation: Any) -> Any:
@@ -112,6 +113,7 @@ def option_specs(
             hidden_off=list(meta.get("hidden_off", [])),
             metavar=meta.get("metavar"),
             alias_key=meta.get("aliases", key.rsplit(".", 1)[-1]),
+            check=meta.get("check"),
         )
         if get_origin(annotation) is Literal:
             spec.choices = tuple(str(v) for v in get_args(annotation))
@@ -267,6 +269,26 @@ def given_overrides(ctx: typer.Context, specs: list[OptionSpec], values: dict[st
     return out
 
 
+def preflight(cfg: Any, specs: list[OptionSpec]) -> Any:
+    """Paths, Hub ids and precision checked before the run starts (and before torch loads).
+
+    Relative model/data paths come back resolved (``runs/x/final`` under $RERANKCTL_HOME).
+    """
+    from rerankctl.config.preflight import check_precision, check_ref
+
+    updates: dict[str, Any] = {}
+    for spec in specs:
+        if spec.check and "." not in spec.key:
+            value = getattr(cfg, spec.key)
+            hint = " (`builtin:tiny-qwen3` is a built-in model)" if spec.check == "model" else ""
+            checked = check_ref(value, spec.flags[0], spec.check, offline_hint=hint)
+            if checked != value:
+                updates[spec.key] = checked
+    dist = getattr(cfg, "distributed", None)
+    check_precision(getattr(cfg, "bf16", False), getattr(cfg, "fp16", False), getattr(dist, "gpus", None))
+    return cfg.model_copy(update=updates) if updates else cfg
+
+
 def register_config_command(
     app: typer.Typer,
     name: str,
@@ -304,6 +326,7 @@ def register_config_command(
         if values["print_config"]:
             typer.echo(config_to_toml(cfg), nl=False)
             raise typer.Exit(0)
+        cfg = preflight(cfg, specs)
         run(cfg, **{p.name: values[p.name] for p in extra})
 
     callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

@@ -56,6 +56,9 @@ class LazyGroup(TyperGroup):
         """Load every group (for tests and tools that walk the whole command tree)."""
         for name in GROUPS:
             self._load(name)
+            nested = self.commands.get(name)
+            if hasattr(nested, "load_all"):  # a group that loads its own commands lazily (train)
+                nested.load_all()
         return self
 
     def list_commands(self, ctx: Any) -> list[str]:

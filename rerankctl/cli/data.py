@@ -71,6 +71,11 @@ def stats(
     """Queries, documents per query, positive ratio, duplicates, token lengths, over-length pairs."""
     from rerankctl.data.stats import file_stats, load_any_tokenizer
 
+    if tokenizer and tokenizer != "qwen3":
+        from rerankctl.config.preflight import check_ref
+
+        hint = ", or `--tokenizer qwen3` (the Qwen3 tokenizer, built offline)"
+        tokenizer = check_ref(tokenizer, "--tokenizer", offline_hint=hint)
     tok = load_any_tokenizer(tokenizer) if tokenizer else None
     result = file_stats(file, kind, tokenizer=tok, max_length=max_length)
     if as_json:

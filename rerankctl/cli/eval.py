@@ -304,12 +304,16 @@ def eval_main(
         typer.echo(ctx.get_help())
         raise typer.Exit(2)
 
+    from rerankctl.config.preflight import check_ref
     from rerankctl.eval.runner import EvalOptions, apply_proxy
+
+    # Before any import or run row: a missing model dir is one line and leaves no failed run behind.
+    models = [check_ref(m, "--model") for m in split_commas(model)]
 
     # Before anything imports mteb/datasets/huggingface_hub, which read the proxy at import.
     apply_proxy(proxy, split_commas(endpoints) + ([embedding_endpoint] if embedding_endpoint else []))
     opts = EvalOptions(
-        endpoints=split_commas(endpoints), models=split_commas(model), datasets=split_commas(datasets),
+        endpoints=split_commas(endpoints), models=models, datasets=split_commas(datasets),
         input=input_path, model_workers=model_workers, batch_size=batch_size, max_concurrency=max_concurrency,
         instruction=instruction, max_samples=max_samples, max_chars=max_chars, output=output, two_stage=two_stage,
         embedding_endpoint=embedding_endpoint, embedding_model=embedding_model, embedding_name=embedding_name,

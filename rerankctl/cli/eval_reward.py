@@ -28,7 +28,11 @@ def eval_reward(
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Win rate, Kendall's tau, reward statistics, margin and length correlation; JSON + Markdown + PNG."""
+    from rerankctl.config.preflight import check_ref
     from rerankctl.config.reward import RewardConfig
+
+    model = check_ref(model, "--model")  # before torch and before a run row is opened
+    data = check_ref(data, "--data", "dataset")
     from rerankctl.train.reward import run_reward_eval
 
     cfg = RewardConfig(

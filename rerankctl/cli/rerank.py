@@ -46,8 +46,10 @@ def rerank(
             "give --query and documents, or --input FILE",
             hint='rerankctl rerank -m DIR -q "what is BM25" "doc one" "doc two"',
         )
+    from rerankctl.config.preflight import check_ref
     from rerankctl.models.quantize import check_quantize
 
+    model = check_ref(model, "--model")  # before torch: a missing dir is one line, runs/x/final resolves
     quant = check_quantize(quantize, device)
     from rerankctl.models.reranker import Qwen3Reranker
 

@@ -133,8 +133,11 @@ def serve(
         raise UsageError(f"--cpu-threads must be at least 1 (got {cpu_threads})")
     if max_wait_ms < 0:
         raise UsageError(f"--max-wait-ms must not be negative (got {max_wait_ms:g})")
+    from rerankctl.config.preflight import check_ref
     from rerankctl.models.quantize import check_quantize
 
+    if backend != "noop":
+        model = check_ref(model, "--model")  # before binding and loading: one line for a missing dir
     quant = check_quantize(quantize, device)
     if quant and backend != "torch":
         raise UsageError(f"--quantize {quant} needs --backend torch (got {backend})")

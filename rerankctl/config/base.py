@@ -40,6 +40,7 @@ def cli(
     metavar: str | None = None,
     aliases: str | None = None,
     prefix: str | None = None,
+    check: str | None = None,
     expose: bool = True,
 ) -> dict[str, Any]:
     """A field's command-line spelling, where the default one (``n_docs`` -> ``--n-docs``) will not do.
@@ -55,6 +56,8 @@ def cli(
         aliases: the key of config/aliases.py's VALUE_ALIASES for a choice (default: the field name).
         prefix: for a nested model, what its fields' flags start with (default ``<field>-``;
             ``""`` puts them at the top: ``distributed.gpus`` -> ``--gpus``).
+        check: ``model``, ``dataset`` or ``resume``: the value is a path or Hub id that
+            config/preflight.py checks before anything heavy loads.
         expose: False for preset-only fields (size tables and the like).
     """
     spec: dict[str, Any] = {}
@@ -72,6 +75,8 @@ def cli(
         spec["aliases"] = aliases
     if prefix is not None:
         spec["prefix"] = prefix
+    if check:
+        spec["check"] = check
     if not expose:
         spec["expose"] = False
     return {"cli": spec}

@@ -75,10 +75,11 @@ class RewardConfig(StrictConfig):
     model: str = Field(
         "Qwen/Qwen3-0.6B",
         description=f"Backbone causal LM (hub id or directory); `{BUILTIN_TINY_MODEL}` = tiny random.",
+        json_schema_extra=cli(check="model"),
     )
     dataset: str | None = Field(
         None,
-        json_schema_extra=cli("--data", hidden=("--dataset",)),
+        json_schema_extra=cli("--data", check="dataset", hidden=("--dataset",)),
         description="Preference data: JSONL/Parquet/CSV file or hub name (Anthropic/hh-rlhf, lvwerra/stack-exchange-"
         f"paired, Dahoas/rm-static, Dahoas/full-hh-rlhf, nvidia/HelpSteer3); `{BUILTIN_SYNTH_PREFERENCE}` = synth.",
     )
@@ -89,7 +90,7 @@ class RewardConfig(StrictConfig):
     eval_dataset: str | None = Field(
         None,
         description="Held-out preference data (default: 20% of prompts of --data).",
-        json_schema_extra=cli("--eval-data", hidden=("--eval-dataset",)),
+        json_schema_extra=cli("--eval-data", check="dataset", hidden=("--eval-dataset",)),
     )
     eval_split: float = Field(
         0.2, ge=0.0, lt=1.0, description="Fraction of prompts held out when no --eval-data."
@@ -179,7 +180,11 @@ class RewardConfig(StrictConfig):
 
     # Evaluation only
     eval_only: bool = Field(False, description="Only evaluate --model-path on the eval data; no training.")
-    model_path: str | None = Field(None, description="Trained reward model to evaluate with --eval-only.")
+    model_path: str | None = Field(
+        None,
+        description="Trained reward model to evaluate with --eval-only.",
+        json_schema_extra=cli(check="model"),
+    )
 
     # Size profiles (--size picks one; flags still win)
     size: Literal["small", "medium", "large"] | None = Field(

@@ -42,19 +42,25 @@ class RLConfig(RankerRunSettings):
 
     # What to train
     sft_model: str | None = Field(
-        None, description="The SFT result to start from: a full model dir or a LoRA adapter dir (final/)."
+        None,
+        description="The SFT result to start from: a full model dir or a LoRA adapter dir (final/).",
+        json_schema_extra=cli(check="model"),
     )
     base_model: str | None = Field(
         None,
         description="Base model of an SFT adapter (default: the adapter's base_model_name_or_path); "
         "without sft_model, RL starts from this base model (it is then the reference).",
+        json_schema_extra=cli(check="model"),
     )
     data: str | None = Field(
         None,
         description=f"Training data (JSONL/Parquet/CSV or hub name). `{BUILTIN_SYNTH_DATA}` = built-in synth set.",
+        json_schema_extra=cli(check="dataset"),
     )
     eval_data: str | None = Field(
-        None, description="Held-out data for NDCG@10/MRR/MAP during training (all documents of each query)."
+        None,
+        description="Held-out data for NDCG@10/MRR/MAP during training (all documents of each query).",
+        json_schema_extra=cli(check="dataset"),
     )
     streaming: bool = Field(
         False, description="Stream the JSONL training data (constant memory; needs max_steps)."

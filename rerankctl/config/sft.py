@@ -61,13 +61,17 @@ class SFTConfig(RankerRunSettings):
     model: str = Field(
         "Qwen/Qwen3-Reranker-0.6B",
         description=f"Base model: hub id or local directory. `{BUILTIN_TINY_MODEL}` builds a tiny random Qwen3.",
+        json_schema_extra=cli(check="model"),
     )
     data: str | None = Field(
         None,
         description=f"Training data (JSONL/Parquet/CSV or hub name). `{BUILTIN_SYNTH_DATA}` = built-in synth set.",
+        json_schema_extra=cli(check="dataset"),
     )
     eval_data: str | None = Field(
-        None, description="Held-out data for NDCG@10/MRR/MAP during training (all documents of each query)."
+        None,
+        description="Held-out data for NDCG@10/MRR/MAP during training (all documents of each query).",
+        json_schema_extra=cli(check="dataset"),
     )
     output: str | None = Field(
         None,

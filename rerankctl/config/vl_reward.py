@@ -37,6 +37,7 @@ class VLRewardConfig(StrictConfig):
     model: str = Field(
         "Qwen/Qwen2-VL-2B-Instruct",
         description=f"Qwen2-VL / Qwen2.5-VL hub id or directory; `{BUILTIN_TINY_VL_MODEL}` = tiny random.",
+        json_schema_extra=cli(check="model"),
     )
     score_min: float = Field(
         -5.0, description="Lowest score the head can give (the original tool's range is -5..5)."
@@ -63,14 +64,18 @@ class VLRewardConfig(StrictConfig):
     train_data: str | None = Field(
         None,
         description=f"VL preference JSONL; `{BUILTIN_SYNTH_VL}` = synthetic shapes.",
-        json_schema_extra=cli("--data", hidden=("--train-data",)),
+        json_schema_extra=cli("--data", check="dataset", hidden=("--train-data",)),
     )
     val_data: str | None = Field(
         None,
         description="Validation JSONL (default: 20% of the training records).",
-        json_schema_extra=cli("--eval-data", hidden=("--val-data",)),
+        json_schema_extra=cli("--eval-data", check="dataset", hidden=("--val-data",)),
     )
-    test_data: str | None = Field(None, description="Test JSONL scored after training or with --test-only.")
+    test_data: str | None = Field(
+        None,
+        description="Test JSONL scored after training or with --test-only.",
+        json_schema_extra=cli(check="dataset"),
+    )
     synth_size: int = Field(200, ge=4, description="Records generated for the built-in synth data.")
     skip_invalid: bool = Field(False, description="Skip malformed records instead of stopping.")
 
@@ -141,7 +146,9 @@ class VLRewardConfig(StrictConfig):
     test_only: bool = Field(
         False, description="Score --test-data with --model-path and write JSONL; no training."
     )
-    model_path: str | None = Field(None, description="Trained VL reward model for --test-only.")
+    model_path: str | None = Field(
+        None, description="Trained VL reward model for --test-only.", json_schema_extra=cli(check="model")
+    )
     test_output: str | None = Field(
         None, description="JSONL file for test scores (default: <run dir>/test_scores.jsonl)."
     )

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rerankctl.train.callbacks import RichProgressCallback, RunStoreCallback
+from rerankctl.train.callbacks import RunStoreCallback
 
 
 def is_main_process() -> bool:
@@ -58,5 +58,7 @@ class RewardStoreCallback(RunStoreCallback):
 
 
 def progress_callback(console: Any, name: str) -> list:
-    """A rich progress bar when there is a console to draw on (the CLI), none otherwise."""
-    return [RichProgressCallback(console, description=name)] if console is not None else []
+    """Progress when there is a console (the CLI): a rich bar on a terminal, plain log lines elsewhere."""
+    from rerankctl.train.progress import progress_callbacks
+
+    return progress_callbacks(console, name) if console is not None else []

@@ -151,7 +151,8 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
     from rerankctl.models.loading import load_tokenizer
     from rerankctl.models.sft_loading import load_sft_model
     from rerankctl.store import RunStore
-    from rerankctl.train.callbacks import RichProgressCallback, RunStoreCallback, SetEpochCallback
+    from rerankctl.train.callbacks import RunStoreCallback, SetEpochCallback
+    from rerankctl.train.progress import progress_callbacks
     from rerankctl.train.rl import RLTrainer
     from rerankctl.train.rl_data import RLCollator
 
@@ -198,7 +199,7 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
         args = training_arguments(cfg, output_dir, has_eval=bool(eval_groups))
         callbacks = [
             RunStoreCallback(writer),
-            RichProgressCallback(console, description=f"rl {run_name}"),
+            *progress_callbacks(console, f"rl {run_name}"),
             SetEpochCallback(train_ds),
         ]
         trainer = RLTrainer(

@@ -233,7 +233,8 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
     from rerankctl.models.flash import check_attn_implementation
     from rerankctl.models.loading import load_tokenizer
     from rerankctl.store import RunStore
-    from rerankctl.train.callbacks import RichProgressCallback, RunStoreCallback, SetEpochCallback
+    from rerankctl.train.callbacks import RunStoreCallback, SetEpochCallback
+    from rerankctl.train.progress import progress_callbacks
     from rerankctl.train.sft import ContrastiveSFTTrainer
 
     quiet_libraries()
@@ -266,7 +267,7 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
         )
         callbacks = [
             RunStoreCallback(writer),
-            RichProgressCallback(console, description=f"sft {run_name}"),
+            *progress_callbacks(console, f"sft {run_name}"),
             SetEpochCallback(train_ds),
         ]
         trainer = ContrastiveSFTTrainer(

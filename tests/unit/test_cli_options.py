@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 import typer
@@ -152,18 +151,24 @@ def test_bad_choice_is_a_usage_error_naming_the_flag_and_choices():
 
 
 def test_bad_choice_exits_2_in_under_a_second_without_torch():
-    """A fresh process: exit 2, fast, and torch never imported (checked by the process itself)."""
+    """A fresh process: exit 2, under a CPU-second, and torch never imported (checked by the process itself).
+
+    CPU time, not wall time: on this shared 2-core machine the wall clock measures the other jobs
+    (bench/startup.py records both).
+    """
+    import resource
+
     probe = (
         "import sys\nfrom rerankctl.cli.main import main\n"
         "try:\n    main(['train', 'sft', '--loss-type', 'bogus'])\n"
         "except SystemExit as e:\n    print('torch' in sys.modules, e.code)\n"
     )
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    elapsed = time.perf_counter() - start
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert proc.stdout.split() == ["False", "2"], proc.stderr
-    # 1 s is the target on an idle machine (bench/startup.py); a loaded shared CI box gets slack.
-    assert elapsed < 5.0
+    assert cpu < 1.0
 
 
 def test_near_miss_command_suggests_the_right_one():
