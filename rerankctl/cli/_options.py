@@ -52,6 +52,7 @@ class OptionSpec:
     alias_key: str | None = None
     repeatable: bool = False
     check: str | None = None  # model / dataset / resume: config/preflight.py checks the value
+    own: bool = True  # declared by the command's own config class, not a shared base (listed first)
 
 
 def _unwrap_optional(annotation: Any) -> Any:
@@ -77,12 +78,13 @@ def _is_config(annotation: Any) -> bool:
 
 
 def option_specs(
-    model: type, prefix: str = "", flag_prefix: str = "", panel: str | None = None
+    model: type, prefix: str = "", flag_prefix: str = "", panel: str | None = None, own: bool | None = None
 ) -> list[OptionSpec]:
     """The options of every command-line field of ``model`` (nested models included), in field order."""
     from pydantic_core import PydanticUndefined
 
     sections = _sections(model)
+    own_names = set(vars(model).get("__annotations__", {}))
     specs: list[OptionSpec] = []
     for name, info in model.model_fields.items():
         panel = sections.get(name, panel)
@@ -92,9 +94,10 @@ def option_specs(
             continue
         annotation = _unwrap_optional(info.annotation)
         key = f"{prefix}{name}"
+        is_own = name in own_names if own is None else own
         if _is_config(annotation):
             inner = meta.get("prefix", f"{name}-")
-            specs.extend(option_specs(annotation, f"{key}.", f"{flag_prefix}{inner}", panel))
+            specs.extend(option_specs(annotation, f"{key}.", f"{flag_prefix}{inner}", panel, is_own))
             continue
         flag = "--" + (flag_prefix + name).replace("_", "-")
         default = info.default if info.default is not PydanticUndefined else None
@@ -114,6 +117,7 @@ def option_specs(
             metavar=meta.get("metavar"),
             alias_key=meta.get("aliases", key.rsplit(".", 1)[-1]),
             check=meta.get("check"),
+            own=is_own,
         )
         if get_origin(annotation) is Literal:
             spec.choices = tuple(str(v) for v in get_args(annotation))
@@ -269,6 +273,11 @@ def given_overrides(ctx: typer.Context, specs: list[OptionSpec], values: dict[st
     return out
 
 
+def _panel_rank(spec: OptionSpec) -> tuple[int, bool]:
+    """Panels in PANEL_ORDER; within one, the command's own options before the shared ones."""
+    return (PANEL_ORDER.index(spec.panel) if spec.panel in PANEL_ORDER else 99, not spec.own)
+
+
 def preflight(cfg: Any, specs: list[OptionSpec]) -> Any:
     """Paths, Hub ids and precision checked before the run starts (and before torch loads).
 
@@ -305,9 +314,7 @@ def register_config_command(
     ``finish(cfg, overrides)`` may adjust the resolved config (size profiles, cross-flag checks)
     before ``--print-config`` prints it.
     """
-    specs = sorted(
-        option_specs(model), key=lambda s: PANEL_ORDER.index(s.panel) if s.panel in PANEL_ORDER else 99
-    )
+    specs = sorted(option_specs(model), key=_panel_rank)
     params = [
         inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
         preset_parameter(command),

@@ -82,6 +82,16 @@ def cli(
     return {"cli": spec}
 
 
+# The same flag for the same thing in every train command (older spellings stay hidden aliases).
+OUTPUT_FLAGS = cli("--output", "-o", hidden=("--output-dir",), metavar="PATH")
+TAG_FLAGS = cli("--tag", hidden=("--tags",))
+LR_FLAGS = cli("--lr", hidden=("--learning-rate",))
+GRAD_ACCUM_FLAGS = cli("--grad-accum", hidden=("--gradient-accumulation-steps",))
+BATCH_FLAGS = cli("--batch-size", hidden=("--batch",))
+EVAL_BATCH_FLAGS = cli("--eval-batch-size", hidden=("--eval-batch",))
+LORA_FLAGS = cli("--lora", off="--full", hidden_off=("--no-lora",))
+
+
 def report_to_list(value: Any) -> Any:
     """``report_to`` as a list everywhere: ``"none"`` -> ``[]``, ``"wandb,tensorboard"`` -> two names."""
     if isinstance(value, str):

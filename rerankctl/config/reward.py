@@ -7,16 +7,23 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rerankctl.config.base import DATA, LOSS, MODEL, OPTIM, RUNS, ReportTo, StrictConfig, cli
-from rerankctl.config.distributed import DistributedConfig
-from rerankctl.config.sft import (
+from rerankctl.config.base import (
     BATCH_FLAGS,
+    DATA,
     EVAL_BATCH_FLAGS,
     LORA_FLAGS,
+    LOSS,
     LR_FLAGS,
+    MODEL,
+    OPTIM,
     OUTPUT_FLAGS,
+    RUNS,
     TAG_FLAGS,
+    ReportTo,
+    StrictConfig,
+    cli,
 )
+from rerankctl.config.distributed import DistributedConfig
 from rerankctl.data.limits import DEFAULT_MAX_CHARS, MAX_CHARS_HELP
 
 BUILTIN_TINY_MODEL = "builtin:tiny-qwen3"

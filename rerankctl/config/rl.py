@@ -12,16 +12,15 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rerankctl.config.aliases import canonical
-from rerankctl.config.base import DATA, MODEL, OPTIM, RUNS, cli
-from rerankctl.config.run_settings import RankerRunSettings
-from rerankctl.config.sft import (
-    BUILTIN_SYNTH_DATA,
-    GRAD_ACCUM_FLAGS,
+from rerankctl.config.base import (
+    DATA,
     LR_FLAGS,
-    OUTPUT_FLAGS,
-    TAG_FLAGS,
-    LoRAConfig,
+    MODEL,
+    OPTIM,
+    cli,
 )
+from rerankctl.config.run_settings import RankerRunSettings
+from rerankctl.config.sft import LoRAConfig
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "reinforce", "dpo")
 REWARD_TYPES = ("rank_based", "ndcg_based", "recall_based", "score_based")
@@ -32,11 +31,9 @@ class RLConfig(RankerRunSettings):
 
     cli_sections = {
         "sft_model": MODEL,
-        "data": DATA,
-        "output": RUNS,
-        "instruction": DATA,
+        "streaming": DATA,
         "loss_type": "RL objective",
-        "chunk_size": MODEL,
+        "lora": MODEL,
         "learning_rate": OPTIM,
     }
 
@@ -52,35 +49,8 @@ class RLConfig(RankerRunSettings):
         "without sft_model, RL starts from this base model (it is then the reference).",
         json_schema_extra=cli(check="model"),
     )
-    data: str | None = Field(
-        None,
-        description=f"Training data (JSONL/Parquet/CSV or hub name). `{BUILTIN_SYNTH_DATA}` = built-in synth set.",
-        json_schema_extra=cli(check="dataset"),
-    )
-    eval_data: str | None = Field(
-        None,
-        description="Held-out data for NDCG@10/MRR/MAP during training (all documents of each query).",
-        json_schema_extra=cli(check="dataset"),
-    )
     streaming: bool = Field(
         False, description="Stream the JSONL training data (constant memory; needs max_steps)."
-    )
-    output: str | None = Field(
-        None,
-        description="Output directory (default: $RERANKCTL_HOME/runs/<run name>).",
-        json_schema_extra=OUTPUT_FLAGS,
-    )
-    run_name: str | None = Field(None, description="Name of the run in the run store (default: generated).")
-    tags: list[str] = Field(
-        default_factory=list, description="Tags stored with the run.", json_schema_extra=TAG_FLAGS
-    )
-    instruction: str | None = Field(
-        None, description="Instruction for records without one (default: web search)."
-    )
-
-    # Groups
-    max_length: int = Field(
-        512, ge=64, description="Prompt length limit in tokens; the document is cut first."
     )
     n_docs: int = Field(0, ge=0, description="Documents per query group (0 = all, capped by max_docs).")
     n_pos: int = Field(0, ge=0, description="Positives per group (0 = keep the data's ratio).")
@@ -89,12 +59,6 @@ class RLConfig(RankerRunSettings):
         "random",
         description="How negatives are drawn when a group is sub-sampled: hardest, random, or half each.",
     )
-    filter_overlength: bool = Field(
-        False,
-        description="Drop documents longer than max_length instead of truncating.",
-        json_schema_extra=cli(off="--truncate"),
-    )
-
     # The RL objective
     loss_type: Literal["grpo", "dapo", "dr_grpo", "reinforce", "dpo"] = Field(
         "dapo",
@@ -166,36 +130,13 @@ class RLConfig(RankerRunSettings):
         json_schema_extra=cli(off="--dpo-with-reference"),
     )
 
-    # Memory
-    chunk_size: int = Field(
-        0, ge=0, description="Documents per forward pass with autograd (0 = all at once). Exact."
-    )
-    gradient_checkpointing: bool = Field(
-        False, description="Recompute activations in backward to save memory."
-    )
     lora: LoRAConfig = Field(
         default_factory=LoRAConfig, description="The fresh RL LoRA adapter (must be enabled)."
     )
 
     # Optimisation
     learning_rate: float = Field(1e-5, gt=0, description="Peak learning rate.", json_schema_extra=LR_FLAGS)
-    epochs: float = Field(
-        1.0, gt=0, description="Passes over the training data (ignored when max_steps > 0)."
-    )
-    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1 = use epochs).")
-    batch_size: int = Field(4, ge=1, description="Query groups per device per step.")
-    gradient_accumulation_steps: int = Field(
-        1, ge=1, description="Micro-batches per optimizer step.", json_schema_extra=GRAD_ACCUM_FLAGS
-    )
     lr_scheduler: str = Field("constant_with_warmup", description="Hugging Face scheduler name.")
-    warmup_ratio: float = Field(0.05, ge=0, le=1, description="Fraction of steps spent warming up.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 = off).")
-    optim: str = Field(
-        "adamw_torch", description="Hugging Face optimizer name (adamw_torch, adamw_bnb_8bit, ...)."
-    )
-    bf16: bool = Field(False, description="bf16 mixed precision (GPU).")
-    fp16: bool = Field(False, description="fp16 mixed precision (GPU).")
     seed: int = Field(42, description="Seed for sampling (data and rollouts), initialisation and dropout.")
 
     @field_validator("loss_type", "reward_type", mode="before")
@@ -206,8 +147,6 @@ class RLConfig(RankerRunSettings):
 
     @model_validator(mode="after")
     def _check(self) -> RLConfig:
-        if self.bf16 and self.fp16:
-            raise ValueError("bf16 and fp16 are mutually exclusive")
         if self.n_docs and self.n_pos > self.n_docs:
             raise ValueError(f"n_pos ({self.n_pos}) is larger than n_docs ({self.n_docs})")
         if self.n_docs == 1:

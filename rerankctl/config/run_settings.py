@@ -1,24 +1,106 @@
-"""Settings every reranker training run shares (SFT and RL): bookkeeping, evaluation, built-in data."""
+"""Settings every reranker training run shares (SFT and RL): data, memory, optimisation, bookkeeping.
+
+Declared once here, so `train sft` and `train rl` offer the same options with the same meaning
+(the SFT runner's helpers serve both); each command's own config adds what differs (model, group
+sampling defaults, loss, learning rate and schedule, seed).
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from rerankctl.config.base import BUILTIN, DATA, MODEL, RUNS, ReportTo, StrictConfig, cli
+from rerankctl.config.base import (
+    BUILTIN,
+    DATA,
+    GRAD_ACCUM_FLAGS,
+    MODEL,
+    OPTIM,
+    OUTPUT_FLAGS,
+    RUNS,
+    TAG_FLAGS,
+    ReportTo,
+    StrictConfig,
+    cli,
+)
 from rerankctl.config.distributed import DistributedConfig
 from rerankctl.data.limits import DEFAULT_MAX_CHARS, MAX_CHARS_HELP
+
+#: The built-in synthetic rerank data (rerankctl/data/synth.py).
+BUILTIN_SYNTH_DATA = "builtin:synth-rerank"
 
 
 class RankerRunSettings(StrictConfig):
     """Logging, evaluation, checkpointing and resume settings of `train sft` and `train rl`."""
 
     cli_sections = {
+        "data": DATA,
+        "output": RUNS,
+        "instruction": DATA,
+        "chunk_size": MODEL,
+        "epochs": OPTIM,
         "logging_steps": RUNS,
         "dataloader_workers": DATA,
         "attn_implementation": MODEL,
         "synth_train_queries": BUILTIN,
     }
 
+    data: str | None = Field(
+        None,
+        description=f"Training data (JSONL/Parquet/CSV or hub name). `{BUILTIN_SYNTH_DATA}` = built-in synth set.",
+        json_schema_extra=cli(check="dataset"),
+    )
+    eval_data: str | None = Field(
+        None,
+        description="Held-out data for NDCG@10/MRR/MAP during training (all documents of each query).",
+        json_schema_extra=cli(check="dataset"),
+    )
+    output: str | None = Field(
+        None,
+        description="Output directory (default: $RERANKCTL_HOME/runs/<run name>).",
+        json_schema_extra=OUTPUT_FLAGS,
+    )
+    run_name: str | None = Field(None, description="Name of the run in the run store (default: generated).")
+    tags: list[str] = Field(
+        default_factory=list, description="Tags stored with the run.", json_schema_extra=TAG_FLAGS
+    )
+    instruction: str | None = Field(
+        None, description="Instruction for records without one (default: web search)."
+    )
+
+    # Groups
+    max_length: int = Field(
+        512, ge=64, description="Prompt length limit in tokens; the document is cut first."
+    )
+    filter_overlength: bool = Field(
+        False,
+        description="Drop documents longer than max_length instead of truncating.",
+        json_schema_extra=cli(off="--truncate"),
+    )
+
+    # Memory
+    chunk_size: int = Field(
+        0, ge=0, description="Documents per forward pass with autograd (0 = all at once). Exact."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in backward to save memory."
+    )
+    # Optimisation
+    epochs: float = Field(
+        1.0, gt=0, description="Passes over the training data (ignored when max_steps > 0)."
+    )
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1 = use epochs).")
+    batch_size: int = Field(4, ge=1, description="Query groups per device per step.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Micro-batches per optimizer step.", json_schema_extra=GRAD_ACCUM_FLAGS
+    )
+    warmup_ratio: float = Field(0.05, ge=0, le=1, description="Fraction of steps spent warming up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 = off).")
+    optim: str = Field(
+        "adamw_torch", description="Hugging Face optimizer name (adamw_torch, adamw_bnb_8bit, ...)."
+    )
+    bf16: bool = Field(False, description="bf16 mixed precision (GPU).")
+    fp16: bool = Field(False, description="fp16 mixed precision (GPU).")
     # Bookkeeping
     logging_steps: int = Field(10, ge=1, description="Log metrics every N steps.")
     eval_steps: int = Field(0, ge=0, description="Evaluate every N steps (0 = at the end of each epoch).")
@@ -53,3 +135,9 @@ class RankerRunSettings(StrictConfig):
     # Built-in data sizes (only used with builtin:synth-rerank)
     synth_train_queries: int = Field(2000, ge=1, description="Queries in the built-in training set.")
     synth_eval_queries: int = Field(200, ge=1, description="Queries in the built-in held-out set.")
+
+    @model_validator(mode="after")
+    def _precision(self) -> RankerRunSettings:
+        if self.bf16 and self.fp16:
+            raise ValueError("bf16 and fp16 are mutually exclusive")
+        return self

@@ -7,20 +7,11 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rerankctl.config.aliases import canonical
-from rerankctl.config.base import DATA, LOSS, MODEL, OPTIM, RUNS, StrictConfig, cli
-from rerankctl.config.run_settings import RankerRunSettings
+from rerankctl.config.base import DATA, LORA_FLAGS, LOSS, LR_FLAGS, MODEL, OPTIM, StrictConfig, cli
+from rerankctl.config.run_settings import BUILTIN_SYNTH_DATA, RankerRunSettings
 
 BUILTIN_TINY_MODEL = "builtin:tiny-qwen3"
-BUILTIN_SYNTH_DATA = "builtin:synth-rerank"
-
-# The same flag for the same thing in every train command (older spellings stay hidden aliases).
-OUTPUT_FLAGS = cli("--output", "-o", hidden=("--output-dir",), metavar="PATH")
-TAG_FLAGS = cli("--tag", hidden=("--tags",))
-LR_FLAGS = cli("--lr", hidden=("--learning-rate",))
-GRAD_ACCUM_FLAGS = cli("--grad-accum", hidden=("--gradient-accumulation-steps",))
-BATCH_FLAGS = cli("--batch-size", hidden=("--batch",))
-EVAL_BATCH_FLAGS = cli("--eval-batch-size", hidden=("--eval-batch",))
-LORA_FLAGS = cli("--lora", off="--full", hidden_off=("--no-lora",))
+__all__ = ["BUILTIN_SYNTH_DATA", "BUILTIN_TINY_MODEL", "LoRAConfig", "SFTConfig"]
 
 
 class LoRAConfig(StrictConfig):
@@ -49,11 +40,9 @@ class SFTConfig(RankerRunSettings):
 
     cli_sections = {
         "model": MODEL,
-        "data": DATA,
-        "output": RUNS,
-        "instruction": DATA,
+        "n_docs": DATA,
         "loss_type": LOSS,
-        "chunk_size": MODEL,
+        "lora": MODEL,
         "learning_rate": OPTIM,
     }
 
@@ -63,33 +52,6 @@ class SFTConfig(RankerRunSettings):
         description=f"Base model: hub id or local directory. `{BUILTIN_TINY_MODEL}` builds a tiny random Qwen3.",
         json_schema_extra=cli(check="model"),
     )
-    data: str | None = Field(
-        None,
-        description=f"Training data (JSONL/Parquet/CSV or hub name). `{BUILTIN_SYNTH_DATA}` = built-in synth set.",
-        json_schema_extra=cli(check="dataset"),
-    )
-    eval_data: str | None = Field(
-        None,
-        description="Held-out data for NDCG@10/MRR/MAP during training (all documents of each query).",
-        json_schema_extra=cli(check="dataset"),
-    )
-    output: str | None = Field(
-        None,
-        description="Output directory (default: $RERANKCTL_HOME/runs/<run name>).",
-        json_schema_extra=OUTPUT_FLAGS,
-    )
-    run_name: str | None = Field(None, description="Name of the run in the run store (default: generated).")
-    tags: list[str] = Field(
-        default_factory=list, description="Tags stored with the run.", json_schema_extra=TAG_FLAGS
-    )
-    instruction: str | None = Field(
-        None, description="Instruction for records without one (default: web search)."
-    )
-
-    # Groups
-    max_length: int = Field(
-        512, ge=64, description="Prompt length limit in tokens; the document is cut first."
-    )
     n_docs: int = Field(8, ge=0, description="Documents per query group (0 = all, capped by max_docs).")
     n_pos: int = Field(1, ge=0, description="Positives per group (0 = keep the data's ratio).")
     max_docs: int = Field(64, ge=1, description="Cap on documents per group when n_docs is 0.")
@@ -97,12 +59,6 @@ class SFTConfig(RankerRunSettings):
         "random",
         description="How negatives are drawn when the data has scores: hardest, random, or half each.",
     )
-    filter_overlength: bool = Field(
-        False,
-        description="Drop documents longer than max_length instead of truncating.",
-        json_schema_extra=cli(off="--truncate"),
-    )
-
     # Loss
     loss_type: Literal[
         "lambdaloss", "listmle", "plistmle", "listnet", "infonce", "ranknet", "bce", "ce", "margin_mse", "kl"
@@ -137,36 +93,13 @@ class SFTConfig(RankerRunSettings):
     )
     bce_pos_weight: float | None = Field(None, gt=0, description="Weight of positives in pointwise BCE.")
 
-    # Memory
-    chunk_size: int = Field(
-        0, ge=0, description="Documents per forward pass with autograd (0 = all at once). Exact."
-    )
-    gradient_checkpointing: bool = Field(
-        False, description="Recompute activations in backward to save memory."
-    )
     lora: LoRAConfig = Field(default_factory=LoRAConfig, description="LoRA settings.")
 
     # Optimisation
     learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.", json_schema_extra=LR_FLAGS)
-    epochs: float = Field(
-        1.0, gt=0, description="Passes over the training data (ignored when max_steps > 0)."
-    )
-    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1 = use epochs).")
-    batch_size: int = Field(4, ge=1, description="Query groups per device per step.")
-    gradient_accumulation_steps: int = Field(
-        1, ge=1, description="Micro-batches per optimizer step.", json_schema_extra=GRAD_ACCUM_FLAGS
-    )
     lr_scheduler: str = Field(
         "cosine", description="Hugging Face scheduler name (linear, cosine, constant_with_warmup, ...)."
     )
-    warmup_ratio: float = Field(0.05, ge=0, le=1, description="Fraction of steps spent warming up.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 = off).")
-    optim: str = Field(
-        "adamw_torch", description="Hugging Face optimizer name (adamw_torch, adamw_bnb_8bit, ...)."
-    )
-    bf16: bool = Field(False, description="bf16 mixed precision (GPU).")
-    fp16: bool = Field(False, description="fp16 mixed precision (GPU).")
     seed: int = Field(42, description="Seed for sampling, initialisation and dropout.")
 
     @field_validator("loss_type", "infonce_mode", mode="before")
@@ -177,8 +110,6 @@ class SFTConfig(RankerRunSettings):
 
     @model_validator(mode="after")
     def _check(self) -> SFTConfig:
-        if self.bf16 and self.fp16:
-            raise ValueError("bf16 and fp16 are mutually exclusive")
         if self.n_docs and self.n_pos > self.n_docs:
             raise ValueError(f"n_pos ({self.n_pos}) is larger than n_docs ({self.n_docs})")
         return self

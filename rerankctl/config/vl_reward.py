@@ -6,9 +6,21 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from rerankctl.config.base import DATA, LOSS, MODEL, OPTIM, RUNS, ReportTo, StrictConfig, cli
+from rerankctl.config.base import (
+    BATCH_FLAGS,
+    DATA,
+    EVAL_BATCH_FLAGS,
+    LOSS,
+    LR_FLAGS,
+    MODEL,
+    OPTIM,
+    RUNS,
+    TAG_FLAGS,
+    ReportTo,
+    StrictConfig,
+    cli,
+)
 from rerankctl.config.distributed import DistributedConfig
-from rerankctl.config.sft import BATCH_FLAGS, EVAL_BATCH_FLAGS, LR_FLAGS, TAG_FLAGS
 from rerankctl.data.limits import DEFAULT_MAX_CHARS, MAX_CHARS_HELP
 
 BUILTIN_TINY_VL_MODEL = "builtin:tiny-qwen2vl"
