@@ -93,7 +93,9 @@ def stats(
 
 def convert(
     file: Annotated[Path, typer.Argument(help="The source file.")],
-    source: Annotated[str | None, typer.Option("--from", help="Source format (see --list).")] = None,
+    source: Annotated[
+        str | None, typer.Option("--from", help="Source format (`rerankctl data formats` lists them).")
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output JSONL.")] = None,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip and count bad rows.")] = False,
     max_errors: Annotated[int, typer.Option("--max-errors", help="How many skipped rows to list.")] = 20,

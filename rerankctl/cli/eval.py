@@ -252,6 +252,14 @@ def eval_main(
         ),
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 60.0,
+    max_length: Annotated[
+        int,
+        typer.Option(
+            "--max-length",
+            min=16,
+            help="Prompt token limit of local --model rerankers (the document is cut first).",
+        ),
+    ] = 1024,
     device: Annotated[
         str | None,
         typer.Option(
@@ -315,7 +323,7 @@ def eval_main(
     opts = EvalOptions(
         endpoints=split_commas(endpoints), models=models, datasets=split_commas(datasets),
         input=input_path, model_workers=model_workers, batch_size=batch_size, max_concurrency=max_concurrency,
-        instruction=instruction, max_samples=max_samples, max_chars=max_chars, output=output, two_stage=two_stage,
+        instruction=instruction, max_samples=max_samples, max_chars=max_chars, max_length=max_length, output=output, two_stage=two_stage,
         embedding_endpoint=embedding_endpoint, embedding_model=embedding_model, embedding_name=embedding_name,
         top_k=top_k, plot=plot, api_key=api_key, timeout=timeout, device=device, gpu_map=_parse_gpu_map(gpu_map),
         max_models_per_gpu=max_models_per_gpu, proxy=proxy, store=not no_store,

@@ -19,7 +19,7 @@ def eval_reward(
     dataset_format: Annotated[
         str | None, typer.Option(help="Convert the file from hh-rlhf, rm-static, ...")
     ] = None,
-    batch: Annotated[int, typer.Option(help="Pairs per batch.")] = 16,
+    batch: Annotated[int, typer.Option("--batch-size", "--batch", help="Pairs per batch.")] = 16,
     max_length: Annotated[int, typer.Option(help="Prompt + response token limit.")] = 1024,
     frac: Annotated[float, typer.Option(help="Evaluate a random fraction of the pairs.")] = 1.0,
     max_samples: Annotated[int | None, typer.Option(help="At most this many pairs.")] = None,

@@ -37,6 +37,7 @@ class EvalOptions:
     instruction: str | None = None
     max_samples: int | None = None
     max_chars: int = DEFAULT_MAX_CHARS
+    max_length: int = 1024  # prompt token limit of local models (--model), as serve and eval reward have
     output: str | None = None
     two_stage: bool = False
     embedding_endpoint: str | None = None
@@ -161,7 +162,11 @@ def build_local(opts: EvalOptions, path: str, device: str | None = None) -> Any:
     if opts.quantize:
         device = "cpu"
     return Qwen3Reranker(
-        path, device=device or opts.device, instruction=opts.instruction, quantize=opts.quantize
+        path,
+        device=device or opts.device,
+        instruction=opts.instruction,
+        quantize=opts.quantize,
+        max_length=opts.max_length,
     )
 
 

@@ -229,7 +229,7 @@ class APIReranker:
                 raise RerankctlError(f"{url}: response is not JSON ({response.text[:80]!r})") from exc
         raise RerankctlError(
             f"{url}: no answer after {retries + 1} attempts (last: {last})",
-            hint="is the server running? raise retries= or timeout=",
+            hint="is the server running? on the command line raise --timeout; in Python, retries= or timeout=",
         )
 
     async def _score_batch(self, query: str, docs: list[str], instruction: str | None) -> list[float | None]:

@@ -233,7 +233,9 @@ def run_vl_reward(
     from rerankctl.models.vl_reward import VLHeadConfig, VLRewardModel
     from rerankctl.train.reward import _metrics, _strip
     from rerankctl.train.reward_store import RewardStoreCallback, open_run, progress_callback
+    from rerankctl.train.sft_runner import quiet_libraries
 
+    quiet_libraries()  # no raw "Loading weights" / "Writing model shards" bars: our progress is the log
     if cfg.test_only:
         from rerankctl.train.vl_reward_scoring import run_vl_test
 

@@ -176,3 +176,17 @@ def test_near_miss_command_suggests_the_right_one():
     assert result.exit_code == 2 and "Did you mean 'train'" in result.output
     result = runner.invoke(APP, ["train", "sfft"], prog_name="rerankctl")
     assert result.exit_code == 2 and "Did you mean 'sft'" in result.output
+
+
+def test_eval_model_max_length_reaches_the_local_reranker(monkeypatch):
+    """`eval --model DIR --max-length N` (serve and eval reward had it; eval --model did not)."""
+    pytest.importorskip("torch")
+    import rerankctl.models.reranker as reranker_module
+    from rerankctl.eval.runner import EvalOptions, build_local
+
+    seen = {}
+    monkeypatch.setattr(reranker_module, "Qwen3Reranker", lambda path, **kw: seen.update(path=path, **kw))
+    build_local(EvalOptions(models=["m"], max_length=256), "m")
+    assert seen["path"] == "m" and seen["max_length"] == 256
+    result = runner.invoke(APP, ["eval", "--model", "m", "--max-length", "8"], prog_name="rerankctl")
+    assert result.exit_code == 2 and "--max-length" in result.output
