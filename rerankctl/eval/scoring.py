@@ -106,7 +106,8 @@ class GroupScorer:
         from rerankctl.serve.client import call_rerank_batch
 
         items = [(q, docs, instruction) for q, docs in groups]
-        show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
+        # a bar on a terminal; in a log (pipe, file, CI) a line every tenth of the documents
+        show = self.show_progress if self.show_progress is not None else (sys.stderr.isatty() or "plain")
         results = call_rerank_batch(items, self.source, show_progress=show)
         return [_scores_of(res, len(docs), self.name) for res, (_, docs) in zip(results, groups, strict=True)]
 

@@ -375,13 +375,18 @@ class APIReranker:
 async def acall_rerank_batch(
     items: Sequence[tuple],
     reranker: APIReranker,
-    show_progress: bool = True,
+    show_progress: bool | str = True,
     description: str = "reranking",
 ) -> list[tuple[list[int], list[float]]]:
-    """Async :func:`call_rerank_batch` with an existing client."""
+    """Async :func:`call_rerank_batch` with an existing client (``show_progress="plain"``: log lines)."""
     total = sum(len(item[1]) for item in items)
     progress = None
-    if show_progress:
+    plain = None
+    if show_progress == "plain":
+        from rerankctl.progress_lines import PlainCounter
+
+        plain = PlainCounter(f"{description} {reranker.endpoint}", total)
+    elif show_progress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -399,6 +404,8 @@ async def acall_rerank_batch(
     def advance(n: int) -> None:
         if progress is not None:
             progress.advance(task, n)
+        elif plain is not None:
+            plain.advance(n)
 
     async def one(item: tuple) -> tuple[list[int], list[float]]:
         query, docs = item[0], list(item[1])
@@ -417,7 +424,7 @@ def call_rerank_batch(
     items: Sequence[tuple],
     endpoint: str | APIReranker,
     max_concurrency: int = 8,
-    show_progress: bool = True,
+    show_progress: bool | str = True,
     **client_kwargs: Any,
 ) -> list[tuple[list[int], list[float]]]:
     """Rerank many ``(query, docs)`` (or ``(query, docs, instruction)``) items against one endpoint.

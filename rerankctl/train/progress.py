@@ -19,6 +19,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from rerankctl.progress_lines import clock
 from rerankctl.train.callbacks import RichProgressCallback, numeric_logs
 
 # (log key, how the line shows it); the line keeps this order.
@@ -30,12 +31,6 @@ _FIELDS = (
 )
 # The evaluation metrics a line shows (the run store keeps them all).
 _EVAL = ("eval_loss", "eval_ndcg@10", "eval_mrr", "eval_map", "eval_accuracy", "eval_kl")
-
-
-def clock(seconds: float) -> str:
-    """``h:mm:ss`` (what rich's elapsed/remaining columns show)."""
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def progress_line(
@@ -75,6 +70,9 @@ class PlainProgressCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs or self.start is None:
             return
+        values = numeric_logs(logs)
+        if not any(key in values for key, _ in _FIELDS) and not any(key in values for key in _EVAL):
+            return  # e.g. only runtime figures: a line with nothing to read
         elapsed = time.monotonic() - self.start
         done = state.global_step - self.first_step
         eta = elapsed / done * max(0, state.max_steps - state.global_step) if done > 0 else None
@@ -83,7 +81,7 @@ class PlainProgressCallback(TrainerCallback):
             state.global_step,
             state.max_steps,
             state.epoch,
-            numeric_logs(logs),
+            values,
             elapsed,
             eta,
         )
