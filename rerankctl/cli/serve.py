@@ -133,11 +133,14 @@ def serve(
         raise UsageError(f"--cpu-threads must be at least 1 (got {cpu_threads})")
     if max_wait_ms < 0:
         raise UsageError(f"--max-wait-ms must not be negative (got {max_wait_ms:g})")
-    from rerankctl.config.preflight import check_ref
+    from rerankctl.config.preflight import resolve_local
     from rerankctl.models.quantize import check_quantize
 
     if backend != "noop":
-        model = check_ref(model, "--model")  # before binding and loading: one line for a missing dir
+        # runs/my-run/final from any directory (also looked up under $RERANKCTL_HOME); a missing
+        # directory is the backend's own one-line error, before anything loads
+        found = resolve_local(model)
+        model = str(found) if found is not None else model
     quant = check_quantize(quantize, device)
     if quant and backend != "torch":
         raise UsageError(f"--quantize {quant} needs --backend torch (got {backend})")
@@ -152,6 +155,11 @@ def serve(
         import torch
 
         torch.set_num_threads(cpu_threads)
+    import time
+
+    # Loading takes from seconds to minutes: say so, on stderr, so a log shows what the server waits on.
+    started = time.monotonic()
+    print(f"rerankctl serve: loading {model} (backend {backend}) ...", file=sys.stderr, flush=True)
     scorer = load_backend(
         model,
         backend=backend,
@@ -161,6 +169,7 @@ def serve(
         instruction=instruction,
         quantize=quant,
     )
+    print(f"rerankctl serve: model loaded in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
     settings = ServeSettings(
         model_name=served_model_name,
         api_key=api_key or None,
