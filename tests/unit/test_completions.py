@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,3 +88,25 @@ def test_zsh_and_fish_protocol(shell, extra_env, expected, rerankctl_home):
     )
     assert proc.returncode == 0, proc.stderr
     assert expected in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("words", "expected", "absent"),
+    [
+        ("rerankctl train sft --preset ti", ["tiny"], ["tiny_rl", "tiny_reward"]),
+        ("rerankctl train rl --preset tiny", ["tiny_rl"], ["tiny", "tiny_reward"]),
+        ("rerankctl train sft --loss-type lambda", ["lambdaloss"], []),
+    ],
+)
+def test_preset_names_and_choices_complete_per_command(words, expected, absent, rerankctl_home):
+    """After `--preset`, only that command's presets; after a choice option, its choices."""
+    env = {**os.environ, "_RERANKCTL_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": words}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rerankctl"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    offered = re.findall(r'"([^":]+)"', proc.stdout)  # zsh: _arguments '*: :(("tiny"))'
+    for name in expected:
+        assert name in offered, proc.stdout
+    for name in absent:
+        assert name not in offered, proc.stdout
