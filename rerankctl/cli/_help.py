@@ -66,6 +66,16 @@ def _argument_usage_name(self: Any) -> str:
     return name + ("..." if self.nargs != 1 else "")
 
 
+def suggest(exc: Any, typo: str, names: list[str]) -> None:
+    """Add "Did you mean 'train'?" to a usage error about ``typo`` (for groups that load lazily:
+    Typer suggests only from the commands loaded so far)."""
+    import difflib
+
+    matches = difflib.get_close_matches(typo, names)
+    if matches and "Did you mean" not in exc.message:
+        exc.message = f"{exc.message.rstrip('.')}. Did you mean {', '.join(map(repr, matches))}?"
+
+
 def install() -> None:
     """Use the click-style metavars in every ``--help`` of the app (idempotent)."""
     from typer.core import TyperArgument, TyperOption

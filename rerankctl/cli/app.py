@@ -10,7 +10,6 @@ no group module at all, and ``rerankctl runs ls`` loads only ``cli/runs.py``.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 from typing import Annotated, Any
@@ -19,6 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from rerankctl import __version__
+from rerankctl.cli._help import suggest
 
 # name -> one-line help shown by `rerankctl --help` (a test checks it matches each group's own help).
 # The order is the order of `rerankctl --help`.
@@ -78,11 +78,9 @@ class LazyGroup(TyperGroup):
         try:
             return super().resolve_command(ctx, args)
         except typer._click.exceptions.UsageError as exc:
-            # Typer suggests from self.commands, which holds only the groups loaded so far (none
-            # for a typo): suggest from the whole table, so `rerankctl trian sft` says "did you mean".
-            matches = difflib.get_close_matches(args[0], list(GROUPS)) if args else []
-            if matches and "Did you mean" not in exc.message:
-                exc.message = f"{exc.message.rstrip('.')}. Did you mean {', '.join(map(repr, matches))}?"
+            # suggest from the whole table, so `rerankctl trian sft` says "did you mean 'train'"
+            if args:
+                suggest(exc, args[0], list(GROUPS))
             raise
 
 

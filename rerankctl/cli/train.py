@@ -9,12 +9,13 @@ command, not four), and all of them for `train --help` and completion.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
+
+from rerankctl.cli._help import suggest
 
 # command name -> module under rerankctl.cli (the order of `rerankctl train --help`)
 TRAINERS: dict[str, str] = {
@@ -60,9 +61,8 @@ class LazyTrainGroup(TyperGroup):
         try:
             return super().resolve_command(ctx, args)
         except typer._click.exceptions.UsageError as exc:
-            matches = difflib.get_close_matches(args[0], list(TRAINERS)) if args else []
-            if matches and "Did you mean" not in exc.message:
-                exc.message = f"{exc.message.rstrip('.')}. Did you mean {', '.join(map(repr, matches))}?"
+            if args:
+                suggest(exc, args[0], list(TRAINERS))
             raise
 
 
