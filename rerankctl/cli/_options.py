@@ -286,8 +286,9 @@ def preflight(cfg: Any, specs: list[OptionSpec]) -> Any:
     from rerankctl.config.preflight import check_precision, check_ref
 
     updates: dict[str, Any] = {}
+    unused = cfg.unused_fields() if hasattr(cfg, "unused_fields") else set()
     for spec in specs:
-        if spec.check and "." not in spec.key:
+        if spec.check and "." not in spec.key and spec.key not in unused:
             value = getattr(cfg, spec.key)
             hint = " (`builtin:tiny-qwen3` is a built-in model)" if spec.check == "model" else ""
             checked = check_ref(value, spec.flags[0], spec.check, offline_hint=hint)

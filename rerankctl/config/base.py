@@ -27,6 +27,10 @@ class StrictConfig(BaseModel):
     #: field name -> the ``--help`` panel that starts at that field (later fields stay in it).
     cli_sections: ClassVar[dict[str, str]] = {}
 
+    def unused_fields(self) -> set[str]:
+        """Fields this config will not read (an eval-only run's base model): the pre-flight skips them."""
+        return set()
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON/TOML-friendly dict (paths as strings, None values dropped for TOML)."""
         return self.model_dump(mode="json")

@@ -203,6 +203,9 @@ class RewardConfig(StrictConfig):
         json_schema_extra=cli(expose=False),
     )
 
+    def unused_fields(self) -> set[str]:
+        return {"model"} if self.eval_only else set()  # --eval-only reads --model-path instead
+
 
 def apply_size(cfg: RewardConfig, flags: Mapping[str, Any] | None = None) -> RewardConfig:
     """Apply ``cfg.size``'s profile to the fields no flag set (flags beat the profile)."""

@@ -165,6 +165,10 @@ class VLRewardConfig(StrictConfig):
         None, description="JSONL file for test scores (default: <run dir>/test_scores.jsonl)."
     )
 
+    def unused_fields(self) -> set[str]:
+        # --test-only scores --test-data with --model-path: the base model and training data are not read
+        return {"model", "train_data", "val_data"} if self.test_only else set()
+
     @model_validator(mode="after")
     def _check(self) -> VLRewardConfig:
         if self.score_max <= self.score_min:

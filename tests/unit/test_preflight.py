@@ -117,3 +117,20 @@ def test_cli_preset_with_bf16_on_cpu(home, tmp_path, capsys, monkeypatch):
     code, _, err = _main(argv, capsys)
     assert code == 2 and "--bf16" in err and "--no-bf16" in err
     assert _run_count() == 0
+
+
+def test_fields_a_run_does_not_read_are_not_checked(home, tmp_path):
+    """`train reward --eval-only` reads --model-path, not the (offline, uncached) base model."""
+    from rerankctl.cli._options import option_specs, preflight
+    from rerankctl.config.reward import RewardConfig
+    from rerankctl.config.vl_reward import VLRewardConfig
+
+    trained = tmp_path / "final_model"
+    trained.mkdir()
+    specs = option_specs(RewardConfig)
+    cfg = preflight(RewardConfig(eval_only=True, model_path=str(trained)), specs)
+    assert cfg.model_path == str(trained.resolve())
+    with pytest.raises(ConfigError, match="--model Qwen/Qwen3-0.6B"):
+        preflight(RewardConfig(model_path=str(trained)), specs)
+    vl = VLRewardConfig(test_only=True, model_path=str(trained), train_data="missing.jsonl")
+    preflight(vl, option_specs(VLRewardConfig))
