@@ -10,6 +10,7 @@ Exit codes follow the convention of most Unix tools:
 * 1 - runtime failure (a training run crashed, a server is unreachable, ...)
 * 2 - usage error or bad input (bad flag, bad preset, malformed data file)
 * 130 - interrupted by Ctrl-C
+* 128 + N - stopped by signal N (143 for SIGTERM, 129 for SIGHUP)
 """
 
 from __future__ import annotations
@@ -99,3 +100,31 @@ class DependencyError(RerankctlError):
     """An optional dependency or hardware (GPU, bitsandbytes, vLLM) that is not present."""
 
     exit_code = EXIT_RUNTIME
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a command that can say how to continue (a training: ``--resume latest``).
+
+    A KeyboardInterrupt, so code that handles Ctrl-C handles it; ``message`` is the one line
+    the CLI prints instead of "interrupted".
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived (raised by the handler a training installs).
+
+    A BaseException like KeyboardInterrupt, so ``except Exception`` in library code does not
+    swallow it; the CLI exits with ``128 + signum``.
+    """
+
+    def __init__(self, signum: int, message: str | None = None) -> None:
+        import signal
+
+        self.signum = signum
+        self.signame = signal.Signals(signum).name
+        self.message = message or f"stopped by {self.signame}"
+        super().__init__(self.message)

@@ -133,16 +133,13 @@ def open_atomic(path: str | Path, mode: str = "w", newline: str | None = None) -
 
     Readers of ``path`` see either the old file or the complete new one, never half of it.
     """
-    import tempfile  # not at module level: it costs ~10 ms of every start-up
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    from rerankctl.atomic import temp_file
+
+    fd, tmp = temp_file(path)  # the mode a plain open() would give, not mkstemp's 0600
     try:
-        # mkstemp makes the file 0600; give the result the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding, newline=newline) as fh:
             yield fh

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from rerankctl.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, RerankctlError
+from rerankctl.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, RerankctlError, Terminated
 
 
 def debug_enabled() -> bool:
@@ -34,9 +34,13 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="rerankctl")
     except SystemExit:
         raise
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        # A training says how to continue (Interrupted.message); anything else just stops.
+        print(getattr(exc, "message", None) or "interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except Terminated as exc:
+        print(exc.message, file=sys.stderr)
+        sys.exit(128 + exc.signum)
     except Exception as exc:  # noqa: BLE001 - the one place that turns any error into a message
         if debug_enabled():
             raise

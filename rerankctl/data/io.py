@@ -16,7 +16,6 @@ import csv
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,9 +293,12 @@ def _iter_json(path: Path) -> Iterator[Row]:
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
     """Open a temp file next to ``path``; rename it over ``path`` only if the block succeeds."""
+    from rerankctl.atomic import fsync_dir, temp_file
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # Not mkstemp's 0600: the result gets the mode a plain open() would (0644 under umask 022).
+    fd, tmp = temp_file(target)
     try:
         kwargs = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
         with os.fdopen(fd, mode, **kwargs) as handle:
@@ -308,6 +310,7 @@ def atomic_writer(path: str | os.PathLike, mode: str = "w", encoding: str | None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    fsync_dir(target.parent)  # the rename itself survives a crash
 
 
 _LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})

@@ -10,8 +10,6 @@ reads at a glance. Files are written atomically (a temp file, then ``os.replace`
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -144,16 +142,9 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from rerankctl.atomic import write_file
+
+    return write_file(path, data)
 
 
 def plot_bars(path: str | Path, rows: Sequence[ResultRow], models: Sequence[str] | None = None) -> Path:

@@ -265,6 +265,10 @@ def run_eval(opts: EvalOptions, progress: Callable[[str], None] = _echo) -> Eval
             progress(f"note: {note}")
     except BaseException as exc:
         _finish(writer, rows, exc)
+        if store is not None and writer is not None and not rows and isinstance(exc, RerankctlError):
+            # Nothing was scored: a bad model path, an unreachable endpoint, an unknown task is a
+            # pre-flight failure, not an evaluation; it must not leave a failed run behind.
+            store.delete_run(writer.id)
         if rows:  # keep what was scored before the failure
             out_dir = Path(opts.output) if opts.output else _default_output(writer.name if writer else None)
             write_reports(out_dir, rows, model_order, plot=False, partial=True, error=str(exc))

@@ -16,25 +16,22 @@ at, so their truncation cuts where rerankctl's does. Both exports get a model ca
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from rerankctl.atomic import publish_dir, temp_dir
 from rerankctl.errors import UsageError
 
 
 def _atomic_dir(output: Path):
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
+    return temp_dir(output.parent, f".{output.name}-")
 
 
 def _publish(tmp: Path, output: Path) -> Path:
-    if output.exists():
-        shutil.rmtree(output)
-    os.replace(tmp, output)
+    publish_dir(tmp, output)
     return output
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rerankctl.atomic import publish_dir, temp_dir
 from rerankctl.errors import NotFoundError, UsageError
 
 REWARD_CONFIG_NAME = "reward_config.json"
@@ -328,7 +328,7 @@ class RewardModel(nn.Module):
             state_dict = None
         output_dir = Path(output_dir)
         output_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".reward-", dir=output_dir.parent))
+        tmp = temp_dir(output_dir.parent, ".reward-")
         try:
             state = state_dict if state_dict is not None else self.state_dict()
             # safetensors refuses shared storage; contiguous copies also drop views of tied weights.
@@ -338,9 +338,7 @@ class RewardModel(nn.Module):
             (tmp / REWARD_CONFIG_NAME).write_text(json.dumps(asdict(self.reward_config), indent=2), "utf-8")
             if self.tokenizer is not None:
                 self.tokenizer.save_pretrained(str(tmp))
-            if output_dir.exists():
-                shutil.rmtree(output_dir)
-            os.replace(tmp, output_dir)
+            publish_dir(tmp, output_dir)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return output_dir

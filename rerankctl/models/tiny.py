@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from rerankctl import paths
+from rerankctl.atomic import publish_dir, temp_dir
 
 # Bumped whenever TINY_SHAPE changes, so a cached model built with the old shape is not reused.
 TINY_VERSION = 2
@@ -82,13 +82,11 @@ def build_tiny_qwen3(
 
     hf_logging.disable_progress_bar()
     tokenizer = load_qwen3_tokenizer(tokenizer_cache)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=output_dir.parent))
+    tmp = temp_dir(output_dir.parent, ".tiny-")
     try:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
+        publish_dir(tmp, output_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return output_dir

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from rerankctl import paths
+from rerankctl.atomic import publish_dir, temp_dir
 
 # Qwen2/Qwen3 pre-tokenizer split pattern (single digits, unlike tiktoken's cl100k).
 QWEN3_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
@@ -107,12 +107,10 @@ def build_qwen3_tokenizer_files(output_dir: str | os.PathLike) -> Path:
         model_max_length=131072,
         chat_template=CHATML_TEMPLATE,
     )
-    tmp = Path(tempfile.mkdtemp(prefix=".tok-", dir=output_dir.parent))
+    tmp = temp_dir(output_dir.parent, ".tok-")
     try:
         tokenizer.save_pretrained(str(tmp))
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
+        publish_dir(tmp, output_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return output_dir

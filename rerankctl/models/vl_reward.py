@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rerankctl.atomic import publish_dir, temp_dir
 from rerankctl.errors import NotFoundError, UsageError
 from rerankctl.models.reward import pool_hidden
 
@@ -92,13 +92,11 @@ def build_tiny_qwen2vl(
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = AutoModel.from_config(tiny_qwen2vl_config(), dtype=torch.float32)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-vl-", dir=output_dir.parent))
+    tmp = temp_dir(output_dir.parent, ".tiny-vl-")
     try:
         model.save_pretrained(str(tmp))
         load_qwen3_tokenizer(tokenizer_cache).save_pretrained(str(tmp))
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
+        publish_dir(tmp, output_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return output_dir
@@ -251,7 +249,7 @@ class VLRewardModel(nn.Module):
 
         output_dir = Path(output_dir)
         output_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".vl-reward-", dir=output_dir.parent))
+        tmp = temp_dir(output_dir.parent, ".vl-reward-")
         try:
             state = state_dict if state_dict is not None else self.state_dict()
             state = {k: v.detach().contiguous().clone() for k, v in state.items() if "rotary_emb" not in k}
@@ -260,9 +258,7 @@ class VLRewardModel(nn.Module):
             (tmp / VL_REWARD_CONFIG_NAME).write_text(json.dumps(asdict(self.vl_config), indent=2), "utf-8")
             if self.tokenizer is not None:
                 self.tokenizer.save_pretrained(str(tmp))
-            if output_dir.exists():
-                shutil.rmtree(output_dir)
-            os.replace(tmp, output_dir)
+            publish_dir(tmp, output_dir)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return output_dir

@@ -159,6 +159,49 @@ class RunStore:
             return RunWriter(str(self.path), run_id, run_name)
         raise UsageError(f"could not find a free run name starting with {name!r}")
 
+    def run_for_output(self, kind: str, output_dir: str | Path) -> Run | None:
+        """The newest run of ``kind`` that wrote into ``output_dir`` (as given or resolved), if any."""
+        names = {str(output_dir), str(Path(output_dir).expanduser().resolve())}
+        marks = ", ".join("?" for _ in names)
+        rows = self._read(
+            f"SELECT {Run.COLUMNS} FROM runs WHERE kind = ? AND output_dir IN ({marks})"
+            " ORDER BY started_at DESC, rowid DESC LIMIT 1",
+            (kind, *names),
+        )
+        return Run.from_row(rows[0]) if rows else None
+
+    def continue_run(
+        self,
+        ref: str,
+        from_step: int,
+        config: Mapping[str, Any] | None = None,
+        *,
+        pid: int | None = None,
+    ) -> tuple[RunWriter, int]:
+        """Reopen a run for a training resumed from its checkpoint at ``from_step``.
+
+        The run becomes ``running`` again under this process (pid, host, start time), keeps
+        its id, name, events and metrics up to ``from_step``; metric rows logged after
+        ``from_step`` are deleted (those steps are trained again, and two values at one step
+        would split the curve). ``config`` replaces the stored config when given. Returns the
+        writer and the number of metric rows deleted.
+        """
+        import os
+
+        run = self.get_run(ref)
+        pid = os.getpid() if pid is None else pid
+        with self._lock, write_transaction(self._conn):
+            dropped = self._conn.execute(
+                "DELETE FROM metrics WHERE run_id = ? AND step > ?", (run.id, int(from_step))
+            ).rowcount
+            sets = "status = 'running', ended_at = NULL, error = NULL, pid = ?, host = ?, proc_start = ?"
+            params: list[Any] = [pid, hostname(), process_start_time(pid)]
+            if config is not None:
+                sets += ", config = ?"
+                params.append(_dumps(dict(config)))
+            self._conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*params, run.id))
+        return RunWriter(str(self.path), run.id, run.name), max(0, dropped)
+
     def list_runs(
         self,
         kind: str | None = None,

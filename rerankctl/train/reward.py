@@ -23,7 +23,7 @@ import torch
 
 from rerankctl.config.reward import BUILTIN_TINY_MODEL, RewardConfig
 from rerankctl.train.hf_args import bookkeeping_args, checkpointing_args
-from rerankctl.train.reward_base import PairwiseRewardTrainer, latest_checkpoint
+from rerankctl.train.reward_base import PairwiseRewardTrainer
 
 
 class RewardTrainer(PairwiseRewardTrainer):
@@ -163,23 +163,13 @@ def training_arguments(cfg: RewardConfig, output_dir: Path, has_eval: bool) -> A
     )
 
 
-def resolve_resume(resume: str | None, output_dir: Path) -> str | None:
-    from rerankctl.errors import UsageError
+def resolve_resume(resume: str | None, output_dir: Path) -> tuple[str | None, str | None]:
+    """``(checkpoint, note)``: the newest complete ``checkpoint_step_N`` for ``latest``."""
+    from rerankctl.train.checkpointing import resolve_resume_arg
+    from rerankctl.train.reward_base import CHECKPOINT_RE
+    from rerankctl.train.run_state import is_main_process
 
-    if not resume:
-        return None
-    if resume == "latest":
-        last = latest_checkpoint(output_dir)
-        if last is None:
-            raise UsageError(
-                f"--resume latest: no checkpoint_step_N in {output_dir}", hint="start without --resume"
-            )
-        return str(last)
-    if not (Path(resume) / "trainer_state.json").is_file():
-        raise UsageError(
-            f"--resume {resume}: not a checkpoint folder", hint="pass a checkpoint_step_N folder or 'latest'"
-        )
-    return resume
+    return resolve_resume_arg(resume, output_dir, CHECKPOINT_RE, clean=is_main_process())
 
 
 def load_splits(cfg: RewardConfig) -> tuple[list, list, int]:
@@ -229,7 +219,8 @@ def run_reward(
     from rerankctl.data.preference_dataset import PreferenceCollator, PreferencePairDataset
     from rerankctl.models.reward import load_reward_tokenizer
     from rerankctl.train.reward_eval import reward_metrics, score_dataset, write_reports
-    from rerankctl.train.reward_store import RewardStoreCallback, open_run, progress_callback
+    from rerankctl.train.reward_store import RewardStoreCallback, progress_callback
+    from rerankctl.train.run_state import begin_training
 
     if cfg.eval_only:
         return run_reward_eval(cfg, store_path=store_path)
@@ -245,8 +236,17 @@ def run_reward(
     eval_ds = PreferencePairDataset(eval_records, tokenizer, cfg.max_length) if eval_records else None
     run_name = cfg.run_name or f"reward-{time.strftime('%Y%m%d-%H%M%S')}"
     output_dir = Path(cfg.output) if cfg.output else paths.runs_dir() / run_name
-    store, writer = open_run("reward", cfg.to_dict(), run_name, output_dir, cfg.tags, store_path)
-    try:
+    session = begin_training(
+        "reward",
+        config=cfg.to_dict(),
+        name=run_name,
+        output_dir=output_dir,
+        tags=cfg.tags,
+        store_path=store_path,
+        resolve_resume=lambda: resolve_resume(cfg.resume, output_dir),
+    )
+    writer, resume = session.writer, session.resume
+    with session.status():
         if writer is not None:
             writer.log_event(
                 f"model {model_path}; {len(train_ds)} train pairs, {len(eval_ds or [])} eval pairs; "
@@ -271,7 +271,6 @@ def run_reward(
             center_rewards=cfg.center_rewards,
         )
         trainer.writer = writer
-        resume = resolve_resume(cfg.resume, output_dir)
         baseline: dict[str, float] = {}
         if eval_ds is not None and resume is None:
             baseline = _strip(trainer.evaluate())
@@ -317,17 +316,6 @@ def run_reward(
             seconds,
             report,
         )
-    except KeyboardInterrupt:
-        if writer is not None:
-            writer.finish("killed", error="interrupted by the user (Ctrl-C)")
-        raise
-    except BaseException as exc:
-        if writer is not None:
-            writer.finish("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        if store is not None:
-            store.close()
 
 
 def _metrics(eval_pred: Any) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """What the text and VL reward trainers share, on top of the Hugging Face ``Trainer``.
 
-* checkpoints are written as ``checkpoint_step_N/`` (the Trainer writes ``checkpoint-N``,
-  we rename it once it is complete) and only the newest ``save_total_limit`` are kept;
+* checkpoints are written as ``checkpoint_step_N/`` (staged, fsynced and renamed into place
+  once complete by :class:`~rerankctl.train.checkpointing.AtomicCheckpointMixin`) and only
+  the newest ``save_total_limit`` are kept;
 * the best evaluation so far is kept as ``best_model_step_N/`` (the previous best is removed);
 * early stopping after ``patience`` evaluations without improvement;
 * the model is saved with its own ``save_pretrained`` (safetensors, head included), which
@@ -23,6 +24,8 @@ from typing import Any
 import torch
 from transformers import Trainer
 
+from rerankctl.train.checkpointing import AtomicCheckpointMixin, is_complete
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint_step_(\d+)$")
@@ -39,14 +42,14 @@ def list_steps(folder: str | os.PathLike, pattern: re.Pattern = CHECKPOINT_RE) -
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """The newest complete ``checkpoint_step_N`` (one with a ``trainer_state.json``)."""
+    """The newest complete ``checkpoint_step_N`` (see :func:`rerankctl.train.checkpointing.is_complete`)."""
     for _step, path in reversed(list_steps(folder)):
-        if (path / "trainer_state.json").is_file():
+        if is_complete(path):
             return path
     return None
 
 
-class PairwiseRewardTrainer(Trainer):
+class PairwiseRewardTrainer(AtomicCheckpointMixin, Trainer):
     """Base trainer for pairwise reward models (see the module docstring).
 
     Args:
@@ -125,17 +128,10 @@ class PairwiseRewardTrainer(Trainer):
         model.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
 
-    def _save_checkpoint(self, model, trial) -> None:
-        super()._save_checkpoint(model, trial)
-        if not self.args.should_save:
-            return
-        run_dir = Path(self._get_output_dir(trial=trial))
-        step = self.state.global_step
-        src, dst = run_dir / f"checkpoint-{step}", run_dir / f"checkpoint_step_{step}"
-        if src.is_dir():
-            if dst.exists():
-                shutil.rmtree(dst)
-            os.replace(src, dst)
+    def checkpoint_name(self, step: int) -> str:
+        return f"checkpoint_step_{step}"
+
+    def rotate_saved_checkpoints(self, run_dir: Path) -> None:
         self._rotate_checkpoints(run_dir)
 
     def _rotate_checkpoints(self, run_dir: Path) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -119,15 +118,9 @@ def score_dataset(
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from rerankctl.atomic import write_file
+
+    write_file(path, data)
 
 
 def markdown_report(metrics: dict[str, float], title: str = "Reward model evaluation") -> str:
@@ -156,7 +149,9 @@ def write_histogram(path: Path, chosen: np.ndarray, rejected: np.ndarray) -> Pat
     ax.set_ylabel("pairs")
     ax.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    from rerankctl.atomic import temp_file
+
+    fd, tmp = temp_file(path, suffix=".png")
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=100)

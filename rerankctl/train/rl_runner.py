@@ -13,9 +13,6 @@ Outputs under ``output``: ``checkpoint-N/`` (the RL adapter + optimizer state, f
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,12 +20,11 @@ from typing import Any
 from rerankctl.config.rl import RLConfig
 from rerankctl.config.sft import BUILTIN_SYNTH_DATA
 from rerankctl.errors import UsageError
-from rerankctl.train.run_state import evaluate_then_train, finish_completed, run_status
+from rerankctl.train.run_state import begin_training, evaluate_then_train, finish_completed
 from rerankctl.train.sft_runner import (
     SFTResult,
     WithInstruction,
     default_output_dir,
-    is_main_process,
     log_read_cuts,
     quiet_libraries,
     resolve_resume,
@@ -128,18 +124,16 @@ def trainer_options(cfg: RLConfig) -> dict[str, Any]:
 
 def save_merged(model: Any, tokenizer: Any, target: Path) -> None:
     """Merge the RL adapter into the weights and write a plain model directory atomically."""
+    from rerankctl.train.checkpointing import save_final_atomically
+
     merged = model.merge_and_unload()
     merged.config.use_cache = True
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".final-", dir=target.parent))
-    try:
-        merged.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    def write(folder: str) -> None:
+        merged.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    save_final_atomically(target, write)
 
 
 def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) -> RLResult:
@@ -150,7 +144,6 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
     from rerankctl.data.prompt import PromptTokenizer
     from rerankctl.models.loading import load_tokenizer
     from rerankctl.models.sft_loading import load_sft_model
-    from rerankctl.store import RunStore
     from rerankctl.train.callbacks import RunStoreCallback, SetEpochCallback
     from rerankctl.train.progress import progress_callbacks
     from rerankctl.train.rl import RLTrainer
@@ -171,15 +164,19 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
     prompt = PromptTokenizer(tokenizer, max_length=cfg.max_length)
     train_ds, eval_groups, dropped = build_rl_datasets(cfg, tokenizer)
 
-    main = is_main_process()
     run_name = cfg.run_name or f"rl-{time.strftime('%Y%m%d-%H%M%S')}"
     output_dir = Path(cfg.output) if cfg.output else default_output_dir(run_name)
-    store = RunStore.open(store_path) if main else None
-    writer = None
-    if store is not None:
-        writer = store.create_run(
-            kind="rl", config=cfg.to_dict(), name=run_name, output_dir=str(output_dir), tags=tuple(cfg.tags)
-        )
+    session = begin_training(
+        "rl",
+        config=cfg.to_dict(),
+        name=run_name,
+        output_dir=output_dir,
+        tags=cfg.tags,
+        store_path=store_path,
+        resolve_resume=lambda: resolve_resume(cfg, output_dir),
+    )
+    writer, resume = session.writer, session.resume
+    if writer is not None:
         size = len(train_ds) if hasattr(train_ds, "__len__") else "streamed"
         writer.log_event(
             f"{'sft' if cfg.sft_model else 'base'} model {start}; {cfg.loss_type} ({cfg.policy}) with "
@@ -188,7 +185,7 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
             + (f"; {dropped} over-long documents dropped" if dropped else "")
         )
         log_read_cuts(writer, train_ds, cfg.max_chars)
-    with run_status(writer, store):
+    with session.status():
         model = load_sft_model(
             start,
             cfg.base_model if cfg.sft_model else None,
@@ -219,12 +216,11 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
             **trainer_options(cfg),
         )
         trainer.remove_callback(PrinterCallback)
-        resume = resolve_resume(cfg, output_dir)
         baseline, train_seconds = evaluate_then_train(trainer, prompt, eval_groups, cfg, writer, resume)
         final: dict[str, float] = {}
         if eval_groups:
             final = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items() if k != "eval_runtime"}
-        trainer.save_model(str(output_dir / "rl_adapter"))
+        trainer.save_final(output_dir / "rl_adapter")
         final_dir = output_dir / "final"
         if trainer.is_world_process_zero():
             save_merged(trainer.accelerator.unwrap_model(trainer.model), tokenizer, final_dir)

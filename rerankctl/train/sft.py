@@ -10,7 +10,8 @@ the score is the model's own forward and DDP/FSDP/DeepSpeed wrappers see every c
 With ``chunk_size`` set, a step runs through :func:`rerankctl.train.chunked.chunked_backward`:
 same gradients, activation memory bounded by the chunk.
 
-Everything else (optimiser, schedule, accumulation, mixed precision, checkpoints,
+Checkpoints are atomic (:mod:`rerankctl.train.checkpointing`). Everything else (optimiser,
+schedule, accumulation, mixed precision, checkpoint contents,
 resume, DDP/FSDP/DeepSpeed through accelerate, ``report_to``) is the stock Trainer: the
 trainer only ever calls ``model(...)``, never the decoder or the head directly.
 """
@@ -25,12 +26,13 @@ import torch
 from transformers import Trainer
 
 from rerankctl.models.yes_no_head import forward_scores, install_yes_no_head
+from rerankctl.train.checkpointing import AtomicCheckpointMixin
 from rerankctl.train.chunked import chunked_backward, scatter_scores
 
 LossFn = Callable[..., torch.Tensor]
 
 
-class ContrastiveSFTTrainer(Trainer):
+class ContrastiveSFTTrainer(AtomicCheckpointMixin, Trainer):
     """A `Trainer` whose step is a listwise ranking loss over yes/no scores.
 
     Args:

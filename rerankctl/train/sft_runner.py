@@ -9,7 +9,6 @@ untrained model, train, save ``final/``, evaluate again, and close the run with
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from rerankctl import paths
 from rerankctl.config.sft import BUILTIN_SYNTH_DATA, BUILTIN_TINY_MODEL, SFTConfig
 from rerankctl.errors import UsageError
-from rerankctl.train.run_state import evaluate_then_train, finish_completed, run_status
+from rerankctl.train.run_state import begin_training, evaluate_then_train, finish_completed
 
 
 @dataclass
@@ -35,7 +34,9 @@ class SFTResult:
 
 
 def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+    from rerankctl.train.run_state import is_main_process as main
+
+    return main()
 
 
 def quiet_libraries() -> None:
@@ -203,24 +204,12 @@ def training_arguments(cfg: SFTConfig, output_dir: Path, has_eval: bool) -> Any:
     )
 
 
-def resolve_resume(cfg: SFTConfig, output_dir: Path) -> str | None:
-    if not cfg.resume:
-        return None
-    if cfg.resume == "latest":
-        from transformers.trainer_utils import get_last_checkpoint
+def resolve_resume(cfg: SFTConfig, output_dir: Path) -> tuple[str | None, str | None]:
+    """``(checkpoint, note)``: the newest complete ``checkpoint-N`` for ``latest``; the note names
+    the partial checkpoints skipped (see :func:`rerankctl.train.checkpointing.resolve_resume_arg`)."""
+    from rerankctl.train.checkpointing import resolve_resume_arg
 
-        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        if last is None:
-            raise UsageError(
-                f"--resume latest: no checkpoint-* in {output_dir}", hint="start without --resume"
-            )
-        return last
-    if not Path(cfg.resume).is_dir():
-        raise UsageError(
-            f"--resume {cfg.resume}: not a checkpoint directory",
-            hint="pass a checkpoint-N folder or 'latest'",
-        )
-    return cfg.resume
+    return resolve_resume_arg(cfg.resume, output_dir, clean=is_main_process())
 
 
 def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) -> SFTResult:
@@ -232,7 +221,6 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
     from rerankctl.losses import build_loss
     from rerankctl.models.flash import check_attn_implementation
     from rerankctl.models.loading import load_tokenizer
-    from rerankctl.store import RunStore
     from rerankctl.train.callbacks import RunStoreCallback, SetEpochCallback
     from rerankctl.train.progress import progress_callbacks
     from rerankctl.train.sft import ContrastiveSFTTrainer
@@ -246,20 +234,24 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
     prompt = PromptTokenizer(tokenizer, max_length=cfg.max_length)
     train_ds, eval_groups, dropped = build_datasets(cfg, tokenizer)
 
-    main = is_main_process()
     run_name = cfg.run_name or f"sft-{time.strftime('%Y%m%d-%H%M%S')}"
     output_dir = Path(cfg.output) if cfg.output else default_output_dir(run_name)
-    store = RunStore.open(store_path) if main else None
-    writer = None
-    if store is not None:
-        writer = store.create_run(
-            kind="sft", config=cfg.to_dict(), name=run_name, output_dir=str(output_dir), tags=tuple(cfg.tags)
-        )
+    session = begin_training(
+        "sft",
+        config=cfg.to_dict(),
+        name=run_name,
+        output_dir=output_dir,
+        tags=cfg.tags,
+        store_path=store_path,
+        resolve_resume=lambda: resolve_resume(cfg, output_dir),
+    )
+    writer, resume = session.writer, session.resume
+    if writer is not None:
         writer.log_event(
             f"model {model_path}; {len(train_ds)} training queries; {len(eval_groups)} eval queries"
         )
         log_read_cuts(writer, train_ds, cfg.max_chars)
-    with run_status(writer, store):
+    with session.status():
         model = load_model_for_training(cfg, model_path)
         args = training_arguments(cfg, output_dir, has_eval=bool(eval_groups))
         collator = RerankCollator(
@@ -290,12 +282,8 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # our progress bar shows the logs; no raw dicts on stdout
-        resume = resolve_resume(cfg, output_dir)
         baseline, train_seconds = evaluate_then_train(trainer, prompt, eval_groups, cfg, writer, resume)
-        final_dir = output_dir / "final"
-        trainer.save_model(str(final_dir))
-        if main:
-            tokenizer.save_pretrained(str(final_dir))
+        final_dir = trainer.save_final(output_dir / "final", extra=tokenizer.save_pretrained)
         final: dict[str, float] = {}
         if eval_groups:
             final = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items() if k != "eval_runtime"}

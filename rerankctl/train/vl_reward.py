@@ -19,7 +19,7 @@ import torch
 
 from rerankctl.config.vl_reward import BUILTIN_SYNTH_VL, BUILTIN_TINY_VL_MODEL, VLRewardConfig
 from rerankctl.train.hf_args import bookkeeping_args, checkpointing_args
-from rerankctl.train.reward_base import PairwiseRewardTrainer, latest_checkpoint
+from rerankctl.train.reward_base import PairwiseRewardTrainer
 
 log = logging.getLogger(__name__)
 
@@ -170,26 +170,30 @@ def new_run_dir(cfg: VLRewardConfig) -> Path:
     return run_dir
 
 
-def resolve_vl_resume(cfg: VLRewardConfig) -> Path | None:
-    """The checkpoint to resume from (``latest`` = newest checkpoint of the newest run of the experiment)."""
+def resolve_vl_resume(cfg: VLRewardConfig) -> tuple[Path | None, str | None]:
+    """``(checkpoint, note)`` to resume from: ``latest`` = the newest complete checkpoint of the
+    newest run of the experiment; ``note`` names the partial checkpoints skipped on the way."""
     from rerankctl import paths
     from rerankctl.errors import UsageError
+    from rerankctl.train.checkpointing import find_resumable, is_complete
+    from rerankctl.train.reward_base import CHECKPOINT_RE
 
     if not cfg.resume:
-        return None
+        return None, None
     if cfg.resume != "latest":
         path = Path(cfg.resume)
-        if not (path / "model.safetensors").is_file():
+        if not (path / "model.safetensors").is_file() or not is_complete(path):
             raise UsageError(
-                f"--resume {path}: not a checkpoint folder",
+                f"--resume {path}: not a (complete) checkpoint folder",
                 hint="pass a checkpoint_step_N folder or 'latest'",
             )
-        return path
+        return path, None
     parent = Path(cfg.output_dir) if cfg.output_dir else paths.runs_dir()
     for run in sorted(parent.glob(f"{cfg.experiment_name}_*"), reverse=True):
-        found = latest_checkpoint(run)
-        if found is not None:
-            return found
+        # Not cleaned here: the run directory is not locked yet.
+        point = find_resumable(run, CHECKPOINT_RE, clean=False)
+        if point.checkpoint is not None:
+            return point.checkpoint, point.message()
     raise UsageError(
         f"--resume latest: no checkpoint of experiment {cfg.experiment_name!r} in {parent}",
         hint="start without --resume",
@@ -232,7 +236,8 @@ def run_vl_reward(
     from rerankctl.data.vl_dataset import VLEncoder, VLPairCollator, VLPairDataset
     from rerankctl.models.vl_reward import VLHeadConfig, VLRewardModel
     from rerankctl.train.reward import _metrics, _strip
-    from rerankctl.train.reward_store import RewardStoreCallback, open_run, progress_callback
+    from rerankctl.train.reward_store import RewardStoreCallback, progress_callback
+    from rerankctl.train.run_state import begin_training
     from rerankctl.train.sft_runner import quiet_libraries
 
     quiet_libraries()  # no raw "Loading weights" / "Writing model shards" bars: our progress is the log
@@ -241,7 +246,7 @@ def run_vl_reward(
 
         return run_vl_test(cfg, store_path=store_path)
     set_seed(cfg.seed)
-    resume = resolve_vl_resume(cfg)
+    resume, note = resolve_vl_resume(cfg)
     full_resume = resume is not None and not cfg.load_weights_only
     run_dir = resume.parent if full_resume else new_run_dir(cfg)
     model_path = resolve_vl_model(cfg)
@@ -254,10 +259,17 @@ def run_vl_reward(
     encoder = VLEncoder(model.tokenizer, cfg.min_pixels, cfg.max_pixels, cfg.max_length)
     train_items, val_items, skipped = load_vl_splits(cfg, run_dir)
     train_ds, val_ds = VLPairDataset(train_items), VLPairDataset(val_items)
-    store, writer = open_run(
-        "vl-reward", cfg.to_dict(), cfg.run_name or run_dir.name, run_dir, cfg.tags, store_path
+    session = begin_training(
+        "vl-reward",
+        config=cfg.to_dict(),
+        name=cfg.run_name or run_dir.name,
+        output_dir=run_dir,
+        tags=cfg.tags,
+        store_path=store_path,
+        resolve_resume=lambda: (str(resume) if full_resume else None, note),
     )
-    try:
+    writer = session.writer
+    with session.status():
         if writer is not None:
             how = (
                 f"; resumed from {resume}" + (" (weights only)" if cfg.load_weights_only else "")
@@ -320,17 +332,6 @@ def run_vl_reward(
             trainer.state.global_step,
             test_output,
         )
-    except KeyboardInterrupt:
-        if writer is not None:
-            writer.finish("killed", error="interrupted by the user (Ctrl-C)")
-        raise
-    except BaseException as exc:
-        if writer is not None:
-            writer.finish("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        if store is not None:
-            store.close()
 
 
 def summary_lines(result: VLRewardResult) -> list[str]:

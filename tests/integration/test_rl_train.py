@@ -101,8 +101,11 @@ def test_train_rl_logs_rl_metrics_saves_outputs_and_resumes(tiny_qwen3_path, tmp
         capsys,
     )
     assert code == 0, err
-    steps = [s for s, _ in store.metric_series(store.get_run("b").id, "loss")]
-    assert steps and min(steps) > 2  # nothing before the checkpoint was trained again
+    # The resumed training continues run "a" (one curve), each step logged once.
+    assert [r.name for r in store.list_runs(kind="rl")] == ["a"]
+    steps = [s for s, _ in store.metric_series(store.get_run("a").id, "loss")]
+    assert steps == sorted(set(steps)) and steps[-1] == 4
+    assert any(e.message.startswith("resumed from checkpoint-2") for e in store.events(run.id))
 
 
 def test_dpo_run_starts_at_log_2(tiny_qwen3_path, tmp_path, capsys):

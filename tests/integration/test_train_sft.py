@@ -53,8 +53,18 @@ def _store():
     return RunStore.open()
 
 
+def _modes(folder):
+    import os
+    import stat
+
+    return {p.name: oct(stat.S_IMODE(os.stat(p).st_mode)) for p in [folder, *folder.iterdir()]}
+
+
 def test_train_sft_writes_run_store_and_final_model(small_preset, tmp_path, capsys):
+    import os
+
     out_dir = tmp_path / "run"
+    old_umask = os.umask(0o022)
     code, out, err = _main(
         [
             "train",
@@ -95,6 +105,13 @@ def test_train_sft_writes_run_store_and_final_model(small_preset, tmp_path, caps
     assert {"checkpoint", "best", "final"} <= kinds
     assert (out_dir / "final" / "config.json").is_file()
     assert (out_dir / "checkpoint-10").is_dir()
+    os.umask(old_umask)
+    # Modes follow the umask (022): readable by everyone, though safetensors writes 0600 files.
+    for folder in (out_dir / "final", out_dir / "checkpoint-10"):
+        modes = _modes(folder)
+        assert modes.pop(folder.name) == "0o755" and set(modes.values()) == {"0o644"}, modes
+        assert ".complete" in modes
+    assert sorted(p.name for p in out_dir.iterdir() if p.name.startswith(".")) == []  # no temp or lock left
     summary = run.summary
     assert summary["global_step"] == 10 and "final_ndcg@10" in summary and "baseline_ndcg@10" in summary
 
@@ -111,12 +128,20 @@ def test_resume_continues_from_the_checkpoint(small_preset, tmp_path, capsys):
     out_dir = tmp_path / "run"
     base = ["train", "sft", "--preset", str(small_preset), "-o", str(out_dir)]
     assert _main([*base, "--max-steps", "5", "--run-name", "a"], capsys)[0] == 0
+    first_losses = dict(_store().metric_series(_store().get_run("a").id, "loss"))
     code, _, err = _main([*base, "--max-steps", "10", "--resume", "latest", "--run-name", "b"], capsys)
     assert code == 0, err
     store = _store()
-    resumed = store.get_run("b")
-    steps = [step for step, _ in store.metric_series(resumed.id, "loss")]
-    assert steps and min(steps) > 5  # no step before the checkpoint was trained again
+    # The resumed training continues run "a": one run, its curve unbroken, an event marking the resume.
+    assert [r.name for r in store.list_runs()] == ["a"]
+    resumed = store.get_run("a")
+    assert resumed.status == "completed" and resumed.config["max_steps"] == 10
+    series = store.metric_series(resumed.id, "loss")
+    steps = [step for step, _ in series]
+    assert steps == sorted(set(steps)) and steps[-1] == 10  # each step once, in order
+    assert {s: v for s, v in series if s <= 5} == first_losses  # the first part is kept as logged
+    events = [e.message for e in store.events(resumed.id)]
+    assert any(m.startswith("resumed from checkpoint-5 (step 5)") for m in events), events
     state = json.loads((out_dir / "checkpoint-10" / "trainer_state.json").read_text())
     assert state["global_step"] == 10
 
