@@ -64,6 +64,12 @@ def export(
 
     if to not in ("causal-lm", "seq-cls"):
         raise UsageError(f"--to {to}: unknown target", hint="use causal-lm or seq-cls")
+    from rerankctl.config.preflight import check_ref
+
+    # before torch: a missing checkpoint is one line; runs/my-run/final is found from any directory
+    checkpoint = check_ref(checkpoint, "CHECKPOINT")
+    if base_model is not None:
+        base_model = check_ref(base_model, "--base-model")
     if max_length is not None and max_length < 64:
         raise UsageError(f"--max-length {max_length}: too short", hint="use 64 or more")
     if to == "seq-cls":
