@@ -24,9 +24,11 @@ def run(cfg) -> None:
 
     from rerankctl.train.reward import run_reward
     from rerankctl.train.reward_report import print_reward_summary
+    from rerankctl.train.reward_store import is_main_process
 
     result = run_reward(cfg, console=Console(stderr=True))
-    print_reward_summary(result)
+    if is_main_process():
+        print_reward_summary(result)
 
 
 def register(train_app: typer.Typer) -> None:

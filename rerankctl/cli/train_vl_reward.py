@@ -5,6 +5,8 @@ Its options are the fields of :class:`rerankctl.config.vl_reward.VLRewardConfig`
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from rerankctl.cli._distributed import launch_if_asked
@@ -33,8 +35,9 @@ def run(cfg) -> None:
     from rerankctl.train.vl_reward import run_vl_reward, summary_lines
 
     result = run_vl_reward(cfg, console=Console(stderr=True))
-    for line in summary_lines(result):
-        typer.echo(line)
+    if os.environ.get("RANK", "0") == "0":  # the summary once, from global rank 0
+        for line in summary_lines(result):
+            typer.echo(line)
 
 
 def register(train_app: typer.Typer) -> None:

@@ -76,6 +76,10 @@ class DistributedConfig(StrictConfig):
             raise ValueError("--deepspeed and --fsdp are two sharding strategies: choose one")
         if self.deepspeed and self.gpus and self.gpus.startswith("cpu:"):
             raise ValueError("--deepspeed needs CUDA GPUs; with --gpus cpu:N use plain DDP or --fsdp")
+        if self.fsdp and self.gpus and self.gpus.startswith("cpu:"):
+            # accelerate 1.x sets up MULTI_CPU whenever use_cpu is on and never shards: the run
+            # would be plain DDP under an FSDP label (seen: weights bit-identical to DDP).
+            raise ValueError("--fsdp needs CUDA GPUs (on the CPU accelerate runs plain DDP); drop --fsdp")
         if self.nnodes > 1 and not (self.gpus or self.accelerate_config):
             raise ValueError(
                 "--nnodes above 1 needs --gpus (the processes of this machine, e.g. 0,1 or cpu:1)"

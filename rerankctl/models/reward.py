@@ -68,6 +68,12 @@ def build_value_head(hidden: int, kind: str, dtype: torch.dtype | None = None) -
     return head.to(dtype) if dtype is not None else head
 
 
+def output_bias(head: nn.Module) -> nn.Parameter:
+    """The bias of the head's last layer (the one that adds the same constant to every reward)."""
+    last = head[-1] if isinstance(head, nn.Sequential) else head
+    return last.bias
+
+
 def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
     """Pool ``(B, L, H)`` hidden states to ``(B, H)``.
 

@@ -132,6 +132,8 @@ def preflight(dist: Any) -> tuple[list[str] | None, int]:
                 hint="say how many processes to start here: --gpus 0,1 or --gpus cpu:N",
             )
         devices, nproc = [str(i) for i in range(count)], max(count, 1)
+    if dist.fsdp and devices is None:
+        raise UsageError("--fsdp needs CUDA GPUs", hint="on the CPU, --gpus cpu:N runs DDP over gloo")
     if dist.deepspeed:
         if devices is None:
             raise UsageError(

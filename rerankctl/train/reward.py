@@ -127,6 +127,13 @@ def build_model(cfg: RewardConfig, model_path: str, tokenizer: Any) -> Any:
 
         model.backbone = prepare_model_for_kbit_training(model.backbone, use_gradient_checkpointing=False)
     model.freeze(embeddings=cfg.freeze_embeddings, first_layers=cfg.freeze_layers)
+    if not cfg.center_rewards:
+        from rerankctl.models.reward import output_bias
+
+        # r_chosen - r_rejected cancels the output bias, so its gradient is float rounding noise,
+        # which Adam's normalisation turns into a random walk of lr per step (it differed between
+        # one and two processes by 2 x lr). Only reward centering gives it something to learn.
+        output_bias(model.head).requires_grad_(False)
     if cfg.lora.enabled:
         model.add_lora(cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.target_modules)
     return model
@@ -273,15 +280,20 @@ def run_reward(
         trainer.writer = writer
         baseline: dict[str, float] = {}
         if eval_ds is not None and resume is None:
-            baseline = _strip(trainer.evaluate())
+            baseline = _strip(trainer.evaluate_before_training())
             if writer is not None:
                 writer.log_metrics(0, {f"eval_{k}": v for k, v in baseline.items()})
         started = time.perf_counter()
         trainer.train(resume_from_checkpoint=resume)
         seconds = time.perf_counter() - started
         final_dir = output_dir / "final_model"
-        model.save_pretrained(final_dir, merge_lora=True)
         final, report = {}, None
+        if not trainer.is_world_process_zero():
+            # One writer: under several processes only global rank 0 saves, scores and reports.
+            return RewardResult(
+                None, output_dir, final_dir, baseline, final, trainer.state.global_step, seconds
+            )
+        model.save_pretrained(final_dir, merge_lora=True)
         if eval_ds is not None:
             scores = score_dataset(model, eval_ds, cfg.eval_batch)
             final = reward_metrics(scores["chosen"], scores["rejected"], scores["lengths"], scores["margins"])

@@ -125,7 +125,8 @@ class PairwiseRewardTrainer(AtomicCheckpointMixin, Trainer):
         if not self.args.should_save:
             return
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
-        model.save_pretrained(output_dir)
+        # Under FSDP/DeepSpeed the Trainer passes the gathered full state dict: the local one is a shard.
+        model.save_pretrained(output_dir, state_dict=state_dict)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
 
     def checkpoint_name(self, step: int) -> str:
@@ -142,6 +143,24 @@ class PairwiseRewardTrainer(AtomicCheckpointMixin, Trainer):
         steps = list_steps(run_dir)
         for _step, path in steps[: max(0, len(steps) - limit)]:
             shutil.rmtree(path, ignore_errors=True)
+
+    def evaluate_before_training(self) -> dict[str, float]:
+        """The baseline evaluation of the untrained model, leaving the model free to be wrapped.
+
+        The Trainer's evaluation prepares the bare model with accelerate in evaluation mode, which
+        marks it prepared; the ``train()`` that follows then skips the DDP wrap, and each process
+        trained its own copy with no gradient all-reduce (seen with ``--gpus cpu:2``: one process
+        and two processes ended 0.017 apart after 8 steps). FSDP and DeepSpeed wrap the model for
+        evaluation too and are left alone.
+        """
+        metrics = self.evaluate()
+        if not (self.is_deepspeed_enabled or self.is_fsdp_enabled) and self.model_wrapped is self.model:
+            if getattr(self.model, "_is_accelerate_prepared", False):
+                del self.model._is_accelerate_prepared
+            models = self.accelerator._models
+            while self.model in models:
+                models.remove(self.model)
+        return metrics
 
     def train(self, *args: Any, **kwargs: Any):
         self._training = True

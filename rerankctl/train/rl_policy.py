@@ -36,17 +36,26 @@ def group_uniforms(
     device: torch.device,
     generator: torch.Generator | None = None,
     generators: list[torch.Generator] | None = None,
+    mask: Tensor | None = None,
 ) -> Tensor:
     """Uniform noise ``[B, G, N]``: from one ``generator``, or group ``b`` from ``generators[b]``.
 
     Per-group generators make a group's samples independent of which other groups share its
-    batch (and so of the world size and of dynamic-sampling refills).
+    batch (and so of the world size and of dynamic-sampling refills). With ``mask [B, N]`` a
+    group draws noise for its real documents only, so the padding its batch-mates impose does
+    not shift its numbers either (a group padded to 9 or to 12 documents samples alike).
     """
     if generators is None:
         return torch.rand(shape, generator=generator, device=device)
     if len(generators) != shape[0]:
         raise ValueError(f"{len(generators)} generators for {shape[0]} groups")
-    return torch.stack([torch.rand(shape[1:], generator=g, device=device) for g in generators])
+    if mask is None:
+        return torch.stack([torch.rand(shape[1:], generator=g, device=device) for g in generators])
+    out = torch.ones(shape, device=device)  # padding: masked out by every caller
+    for b, g in enumerate(generators):
+        real = mask[b].to(device)
+        out[b][:, real] = torch.rand((shape[1], int(real.sum())), generator=g, device=device)
+    return out
 
 
 def sample_rankings(
@@ -59,7 +68,7 @@ def sample_rankings(
 ) -> Tensor:
     """``num_samples`` Plackett–Luce rankings per group: indices ``[B, G, N]`` (padding last)."""
     z = scores.detach().float() / temperature
-    u = group_uniforms((z.shape[0], num_samples, z.shape[1]), z.device, generator, generators)
+    u = group_uniforms((z.shape[0], num_samples, z.shape[1]), z.device, generator, generators, mask)
     gumbel = -torch.log(-torch.log(u.clamp(min=1e-20, max=1.0 - 1e-7)))
     keys = (z[:, None, :] + gumbel).masked_fill(~mask[:, None, :], float("-inf"))
     return torch.sort(keys, dim=-1, descending=True, stable=True).indices
@@ -228,7 +237,7 @@ def sample_judgements(
     """
     b, n = scores.shape
     p = torch.sigmoid(scores.detach().float() / temperature)
-    u = group_uniforms((b, 2 * num_samples, n), scores.device, generator, generators)
+    u = group_uniforms((b, 2 * num_samples, n), scores.device, generator, generators, mask)
     yes = (u[:, :num_samples] < p[:, None, :]) & mask[:, None, :]
     return yes, u[:, num_samples:]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rerankctl.config.rl import RLConfig
-from rerankctl.config.sft import BUILTIN_SYNTH_DATA
+from rerankctl.config.sft import BUILTIN_SYNTH_DATA, BUILTIN_TINY_MODEL
 from rerankctl.errors import UsageError
 from rerankctl.train.run_state import begin_training, evaluate_then_train, finish_completed
 from rerankctl.train.sft_runner import (
@@ -155,6 +155,10 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
             hint="pass --sft-model DIR (the final/ folder of `rerankctl train sft`) or --base-model DIR",
         )
     start = cfg.sft_model or cfg.base_model
+    if start == BUILTIN_TINY_MODEL:  # RL from the built-in tiny base model, as `train sft` builds it
+        from rerankctl.models.tiny import tiny_qwen3_dir
+
+        start = str(tiny_qwen3_dir(seed=cfg.seed))
     quiet_libraries()
     from rerankctl.models.flash import check_attn_implementation
 

@@ -298,13 +298,15 @@ def run_vl_reward(
             log_samples=cfg.log_samples,
             writer=writer,
         )
-        baseline = _strip(trainer.evaluate()) if not full_resume else {}
+        baseline = _strip(trainer.evaluate_before_training()) if not full_resume else {}
         trainer.train(resume_from_checkpoint=str(resume) if full_resume else None)
         final_dir = run_dir / "final_model"
-        model.save_pretrained(final_dir)
-        final = _strip(trainer.evaluate())
+        main = trainer.is_world_process_zero()  # one writer under several processes
+        if main:
+            model.save_pretrained(final_dir)
+        final = _strip(trainer.evaluate())  # every process: the Trainer shards and gathers
         test_output = None
-        if cfg.test_data:
+        if cfg.test_data and main:
             from rerankctl.train.vl_reward_scoring import score_vl_file
 
             test_output = score_vl_file(
