@@ -3,17 +3,21 @@
     python bench/real/run.py                 # WordNet: first stage vs zero-shot vs fine-tuned (LoRA)
     python bench/real/run.py --full-ft       # also full fine-tuning (another ~25 min)
     python bench/real/run.py --serve         # also `serve` + `eval --endpoints` on the fine-tuned model
+    python bench/real/run.py --reward        # also the reward variant: `train reward` + `eval reward`
+    python bench/real/run.py --faq           # also build the Debian FAQ task (held out by section)
 
 Steps (each timed, docs/s where documents are scored or trained on):
   fetch     pip/apt packages into $REAL_CACHE (bench/real/fetch.py)
-  tasks     WordNet gloss -> lemma-group task, MiniLM first stage top-20 (bench/real/tasks.py);
-            held-out queries are synsets never used for training
+  tasks     WordNet gloss -> lemma-group task, MiniLM first stage top-20 over a 20k lemma-group
+            corpus (bench/real/tasks.py); held-out queries are synsets never used for training
   import    rerankctl export --from-gguf  (SmolLM2-135M-Instruct GGUF -> HF directory)
   data      rerankctl data validate / stats on the training file
   zero-shot rerankctl eval --model <imported> --input held-out.jsonl
   train     rerankctl train sft --preset smollm2_135m_reranker [--full]
   eval      rerankctl eval --model <run>/final --input held-out.jsonl
   serve     rerankctl serve --model <run>/final, then rerankctl eval --endpoints URL
+  reward    rerankctl train reward on (definition, right word > first-stage hard negative) pairs,
+            then rerankctl eval reward on held-out pairs (accuracy before = the fresh head's)
 First-stage MRR@10/NDCG@10 are computed from the held-out file's first-stage order with the same
 metric code (rerankctl.eval.metrics) on the same queries.
 """
@@ -90,6 +94,10 @@ def main() -> None:
     ap.add_argument(
         "--serve", action="store_true", help="also serve the fine-tuned model and eval --endpoints"
     )
+    ap.add_argument("--corpus-size", type=int, default=20000, help="WordNet lemma groups embedded (all: 0)")
+    ap.add_argument("--faq", action="store_true", help="also build the Debian FAQ task files")
+    ap.add_argument("--reward", action="store_true", help="also the reward-model variant")
+    ap.add_argument("--reward-steps", type=int, default=150, help="train reward optimizer steps")
     ap.add_argument("--skip-zero-shot", action="store_true")
     ap.add_argument("--out", default=str(CACHE / "bench"), help="where runs, logs and results go")
     args = ap.parse_args()
@@ -114,9 +122,14 @@ def main() -> None:
     if not (train.exists() and test.exists()):
         enc = tasks.MiniLM(paths["minilm"], CACHE / "emb")
         stats = tasks.build_wordnet(
-            paths["wordnet"], enc, task_dir, n_train=args.train_queries, n_test=args.test_queries
-        )
+            paths["wordnet"], enc, task_dir, n_train=args.train_queries, n_test=args.test_queries,
+            corpus_size=args.corpus_size or None,
+        )  # fmt: skip
         (task_dir / "wordnet_stats.json").write_text(json.dumps(stats, indent=2))
+    if args.faq and not (task_dir / "faq_stats.json").exists():
+        enc = tasks.MiniLM(paths["minilm"], CACHE / "emb")
+        faq = tasks.build_faq(paths["faq"], enc, task_dir)
+        (task_dir / "faq_stats.json").write_text(json.dumps(faq, indent=2))
     stats = (
         json.loads((task_dir / "wordnet_stats.json").read_text())
         if (task_dir / "wordnet_stats.json").exists()
@@ -161,10 +174,16 @@ def main() -> None:
         evaluate(f"fine-tuned {name}", str(run_dir / "final"))
     if args.serve:
         serve(out, log, phases, results, held_out)
+    if args.reward:
+        reward(out, log, phases, results, hf_dir, task_dir, args.reward_steps)
 
     print("\n| held-out WordNet queries | MRR@10 | NDCG@10 |\n|---|---|---|")
     for label, m in results.items():
-        print(f"| {label} | {_pick(m, 'mrr', 10):.4f} | {_pick(m, 'ndcg', 10):.4f} |")
+        if "accuracy" not in m:
+            print(f"| {label} | {_pick(m, 'mrr', 10):.4f} | {_pick(m, 'ndcg', 10):.4f} |")
+    for label, m in results.items():
+        if "accuracy" in m:
+            print(f"\n{label}: held-out accuracy {m['accuracy']:.4f} (before training {m['before']:.4f})")
     print("\n| phase | wall s | docs/s |\n|---|---|---|")
     for label, p in phases.items():
         ds = f"{p['docs_per_s']:.2f}" if "docs_per_s" in p else ""
@@ -209,6 +228,33 @@ def serve(out: Path, log: Path, phases: dict, results: dict, held_out: Path) -> 
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def reward(
+    out: Path, log: Path, phases: dict, results: dict, hf_dir: Path, task_dir: Path, steps: int
+) -> None:
+    """The reward variant: SmolLM2 + a value head learns definition -> right word over a hard negative."""
+    import tasks
+
+    stats = tasks.build_preferences(task_dir)
+    train, test = task_dir / "wordnet_pref_train.jsonl", task_dir / "wordnet_pref_test.jsonl"
+    run_dir = out / "runs" / "reward"
+    # LoRA r16 (all linear) on SmolLM2 with a fresh MLP head; 8 pairs per step, short prompts.
+    secs = rerankctl("train", "reward", "--model", str(hf_dir), "--dataset", str(train), "--eval-dataset", str(test),
+                     "--max-steps", str(steps), "--batch", "8", "--lr", "5e-4", "--lora", "--max-length", "96",
+                     "--warmup-ratio", "0.05", "--eval-steps", str(max(steps // 3, 1)), "--logging-steps", "10",
+                     "--save-total-limit", "1", "-o", str(run_dir), "--run-name", "real-reward", log=log)  # fmt: skip
+    phases["train reward"] = {"seconds": secs, "docs_per_s": steps * 8 * 2 / secs, **stats}
+    trained = json.loads((run_dir / "evaluation_report.json").read_text())  # written by train reward
+    d = out / "eval" / "reward"
+    secs = rerankctl("eval", "reward", "--model", str(run_dir / "final_model"), "--data", str(test),
+                     "--max-length", "96", "-o", str(d), log=log)  # fmt: skip
+    phases["eval reward"] = {"seconds": secs, "docs_per_s": 2 * stats["test_pairs"] / secs}
+    report = json.loads((d / "evaluation_report.json").read_text())
+    results["reward model (SmolLM2 + LoRA)"] = {
+        "accuracy": report["metrics"]["accuracy"],
+        "before": trained.get("baseline", {}).get("accuracy", float("nan")),
+    }
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ familiaris"). The corpus is every distinct noun lemma group (~70k). Hard negativ
 first stage's other top-k candidates plus the synset's siblings (co-hyponyms of its hypernym).
 
 Debian FAQ: query = a section's question (its heading), document = a section's answer text.
-The held-out split is by chapter, so no section (and no question) is shared with training.
+The held-out split is by section: no held-out question or answer appears in any training row.
 
 A first stage (MiniLM bi-encoder or BM25) retrieves the top-k documents of every query; train
 rows are ``{"query", "pos", "neg"}`` (negatives in first-stage order, hardest first), held-out rows
@@ -15,7 +15,6 @@ rows are ``{"query", "pos", "neg"}`` (negatives in first-stage order, hardest fi
 
 from __future__ import annotations
 
-import gzip
 import html
 import json
 import random
@@ -66,17 +65,27 @@ def siblings(synsets: dict[str, dict]) -> dict[str, list[str]]:
 
 
 def read_debian_faq(faq_dir: Path) -> list[dict]:
-    """Sections of the Debian FAQ HTML: {"chapter", "question", "answer"}."""
-    sections = []
-    for page in sorted(Path(faq_dir).glob("*.html")):
+    """Sections of the Debian FAQ HTML: {"chapter", "id", "question", "answer"}.
+
+    Only ``*.en.html`` is read: ``X.html`` is a symlink to ``X.en.html`` (reading both doubled
+    every section). A section is an ``<h2>`` or ``<h3>`` heading ("8.1.2. APT") and the text up to
+    the next heading; the index and the FAQ's own colophon (faqinfo) are skipped, and so are
+    headings whose text is only an introduction to subsections (40 characters or less).
+    """
+    sections, seen = [], set()
+    for page in sorted(Path(faq_dir).glob("*.en.html")):
+        if page.name in ("index.en.html", "faqinfo.en.html"):
+            continue
         text = page.read_text("utf-8", errors="replace")
-        parts = re.split(r"<h3[^>]*>(.*?)</h3>", text, flags=re.S)
+        parts = re.split(r"<h[23][^>]*>(.*?)</h[23]>", text, flags=re.S)
         for i in range(1, len(parts) - 1, 2):
-            q = _clean(parts[i])
-            q = re.sub(r"^[\d.]+\s*", "", q)
-            a = _clean(re.split(r"<h[1-3][^>]*>", parts[i + 1])[0])
-            if q and len(a) > 40:
-                sections.append({"chapter": page.stem, "question": q, "answer": a})
+            number, _, q = _clean(parts[i]).partition(" ")
+            a = _clean(re.split(r"<h[1-4][^>]*>", parts[i + 1])[0])
+            if q and len(a) > 40 and a not in seen:
+                seen.add(a)
+                sections.append(
+                    {"chapter": page.name.split(".")[0], "id": number.rstrip("."), "question": q, "answer": a}
+                )
     return sections
 
 
@@ -146,17 +155,27 @@ def build_wordnet(
     n_test: int,
     k: int = 20,
     n_siblings: int = 4,
+    corpus_size: int | None = None,
     seed: int = 0,
 ) -> dict:
-    """Write wordnet_train.jsonl / wordnet_test.jsonl; return first-stage figures."""
+    """Write wordnet_train.jsonl / wordnet_test.jsonl; return first-stage figures.
+
+    ``corpus_size`` caps the document collection: every query's answer plus random other lemma
+    groups up to that size (None: all ~76k; embedding them all takes ~25 CPU-minutes).
+    """
     synsets = read_wordnet_nouns(wordnet_dir)
     sib = siblings(synsets)
-    corpus = sorted({lemma_doc(s) for s in synsets.values()})
-    d_emb = encoder.encode(corpus, name=f"wordnet_corpus_{len(corpus)}")
     offsets = [o for o, s in synsets.items() if len(s["gloss"].split()) >= 3]
     rng = random.Random(seed)
     rng.shuffle(offsets)
     chosen = {"test": offsets[:n_test], "train": offsets[n_test : n_test + n_train]}
+    corpus = sorted({lemma_doc(s) for s in synsets.values()})
+    if corpus_size is not None and corpus_size < len(corpus):
+        answers = {lemma_doc(synsets[o]) for offs in chosen.values() for o in offs}
+        others = [d for d in corpus if d not in answers]
+        random.Random(seed + 1).shuffle(others)
+        corpus = sorted(answers | set(others[: max(corpus_size - len(answers), 0)]))
+    d_emb = encoder.encode(corpus, name=f"wordnet_corpus_{len(corpus)}")
     stats: dict = {"corpus": len(corpus), "synsets": len(synsets)}
     for split, offs in chosen.items():
         queries = [synsets[o]["gloss"] for o in offs]
@@ -170,6 +189,7 @@ def build_wordnet(
                 negs = [d for d in docs if d != pos]
                 sibs = [lemma_doc(synsets[s]) for s in sib[o]]
                 sibs = [d for d in dict.fromkeys(sibs) if d != pos and d not in negs]
+                # siblings come from all of WordNet, not only the capped corpus: still real words
                 rows.append({"query": q, "pos": [pos], "neg": negs + sibs[:n_siblings]})
                 found += pos in docs
             else:
@@ -192,52 +212,59 @@ def build_wordnet(
 
 
 def build_faq(
-    faq_dir: Path, encoder: MiniLM, out_dir: Path, *, first_stage: str = "minilm", seed: int = 0
+    faq_dir: Path,
+    encoder: MiniLM,
+    out_dir: Path,
+    *,
+    first_stage: str = "minilm",
+    test_fraction: float = 1 / 3,
+    k: int = 20,
+    seed: int = 0,
 ) -> dict:
-    """Write faq_train.jsonl / faq_test.jsonl split by chapter; documents are all answers."""
+    """Write faq_train.jsonl / faq_test.jsonl, held out by section.
+
+    A random third of the sections is held out. Training rows see only training sections: their
+    query, positive and negatives (the first stage's top-k over the training answers), so no
+    held-out question or answer reaches training. Held-out rows rank all answers.
+    """
     sections = read_debian_faq(faq_dir)
+    order = list(range(len(sections)))
+    random.Random(seed).shuffle(order)
+    test_idx = set(order[: round(len(sections) * test_fraction)])
     answers = [s["answer"] for s in sections]
-    chapters = sorted({s["chapter"] for s in sections})
-    rng = random.Random(seed)
-    rng.shuffle(chapters)
-    test_ch, n = set(), 0
-    for ch in chapters:  # about a third of the sections held out, whole chapters at a time
-        if n >= len(sections) / 3:
-            break
-        test_ch.add(ch)
-        n += sum(s["chapter"] == ch for s in sections)
     queries = [s["question"] for s in sections]
     if first_stage == "bm25":
         sims = bm25_scores(answers, queries)
     else:
         sims = encoder.encode(queries) @ encoder.encode(answers).T
-    k = min(20, len(answers))
-    stats: dict = {"sections": len(sections), "test_chapters": sorted(test_ch)}
+    stats: dict = {"sections": len(sections), "test_sections": len(test_idx), "first_stage": first_stage}
     for split in ("train", "test"):
-        rows = []
+        rows, found, n = [], 0, 0
         for i, s in enumerate(sections):
-            if (s["chapter"] in test_ch) != (split == "test"):
+            if (i in test_idx) != (split == "test"):
                 continue
-            order = np.argsort(-sims[i])[:k]
-            docs = [answers[j] for j in order]
+            n += 1
+            pool = sims[i].copy()
             if split == "train":
-                rows.append(
-                    {
-                        "query": s["question"],
-                        "pos": [s["answer"]],
-                        "neg": [d for d in docs if d != s["answer"]],
-                    }
-                )
-            elif s["answer"] in docs:
+                pool[list(test_idx)] = -np.inf  # held-out answers never appear in training rows
+            top = [int(j) for j in np.argsort(-pool)[:k] if np.isfinite(pool[j])]
+            docs = [answers[j] for j in top]
+            found += i in top
+            if split == "train":
+                negs = [answers[j] for j in top if j != i]
+                rows.append({"query": s["question"], "pos": [s["answer"]], "neg": negs})
+            elif i in top:
                 rows.append(
                     {
                         "query": s["question"],
                         "docs": docs,
-                        "labels": [int(d == s["answer"]) for d in docs],
-                        "first_stage": [round(float(sims[i, j]), 5) for j in order],
+                        "labels": [int(j == i) for j in top],
+                        "first_stage": [round(float(sims[i, j]), 5) for j in top],
                     }
                 )
         _write_jsonl(out_dir / f"faq_{split}.jsonl", rows)
+        stats[f"{split}_queries"] = n
+        stats[f"{split}_recall@{k}"] = found / max(n, 1)
         stats[f"{split}_rows"] = len(rows)
     return stats
 
@@ -251,4 +278,32 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
-_ = gzip  # the FAQ text is also shipped gzipped; HTML is what we parse
+# ---------------------------------------------------------------- reward variant
+
+
+def build_preferences(task_dir: Path, *, name: str = "wordnet", seed: int = 0) -> dict:
+    """Preference pairs from a rerank task: (question, its answer ≻ a hard negative answer).
+
+    The prompt asks for the word of a definition; the chosen response is the right lemma group,
+    the rejected one a first-stage hard negative: for training rows one of the three hardest
+    (drawn at random, so the model sees several), for held-out rows the hardest (the first
+    stage's best wrong candidate). Held-out pairs come from held-out queries only.
+    """
+    rng = random.Random(seed)
+    question = "Which word or phrase is defined as: {}?" if name == "wordnet" else "{}"
+    stats = {}
+    for split in ("train", "test"):
+        rows = [json.loads(x) for x in (Path(task_dir) / f"{name}_{split}.jsonl").open()]
+        pairs = []
+        for r in rows:
+            if split == "train":
+                if not r["neg"]:
+                    continue
+                chosen, rejected = r["pos"][0], rng.choice(r["neg"][:3])
+            else:
+                chosen = r["docs"][r["labels"].index(1)]
+                rejected = next(d for d, label in zip(r["docs"], r["labels"]) if not label)
+            pairs.append({"prompt": question.format(r["query"]), "chosen": chosen, "rejected": rejected})
+        _write_jsonl(Path(task_dir) / f"{name}_pref_{split}.jsonl", pairs)
+        stats[f"{split}_pairs"] = len(pairs)
+    return stats
