@@ -136,6 +136,19 @@ def _staging(out: Path) -> list[Path]:
     return [p for p in out.glob(".tmp-checkpoint-*")] if out.is_dir() else []
 
 
+def _new_save_started(out: Path):
+    """A condition: a checkpoint save of the attempt just started is in progress."""
+    leftover = set(_staging(out))
+
+    def started() -> bool:
+        nonlocal leftover
+        now = set(_staging(out))
+        leftover &= now  # gone once: a later folder of that name is a new save
+        return bool(now - leftover)
+
+    return started
+
+
 def _complete_steps(out: Path) -> set[int]:
     from rerankctl.train.checkpointing import COMPLETE_MARKER
 
@@ -199,7 +212,9 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
             pid = zygote.start([*base, "-o", str(out), "--run-name", "fi", *resume], env=fault_env)
             mode = rng.choice(["in-save", "after-save"])
             if mode == "in-save":
-                exited = _wait_for(lambda: bool(_staging(out)), f"kill {len(kills)}", zygote)
+                # A staging folder left by the previous kill is removed by this attempt's
+                # --resume first; only a save started by this attempt counts.
+                exited = _wait_for(_new_save_started(out), f"kill {len(kills)}", zygote)
                 delay = rng.uniform(0.0, 0.45)
             else:
                 exited = _wait_for(lambda: _complete_steps(out) - before, f"kill {len(kills)}", zygote)
@@ -221,6 +236,7 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
     finally:
         zygote.close()
 
+    print("kills:", kills)  # shown with -s: mode, delay, whether a save was in progress
     assert sum(k["inside_save"] for k in kills) >= 3, kills  # some kills really landed inside saves
     assert "Can't find a valid checkpoint" not in log
 
