@@ -111,6 +111,44 @@ def ls(
     )
 
 
+#: What `runs show` of an RL run summarises (issue 19), in this order, with what each one is.
+RL_STATS = (
+    ("clip_fraction", "actions whose ratio pi/pi_old was clipped"),
+    ("clip_low_fraction", "clipped below 1 - clip_eps"),
+    ("clip_high_fraction", "clipped above 1 + clip_eps_high"),
+    ("ratio_mean", "mean ratio pi/pi_old"),
+    ("ratio_min", "smallest ratio in the logging window"),
+    ("ratio_max", "largest ratio in the logging window"),
+    ("approx_kl", "KL(rollout policy || current), k3"),
+    ("reward_mean", "mean reward of the sampled actions"),
+    ("reward_std", "reward std of the sampled actions"),
+    ("reward_greedy", "reward of the deployed (sorted) ranking"),
+    ("kl", "KL to the reference (SFT) policy"),
+    ("entropy", "policy entropy per action"),
+    ("pair_accuracy", "DPO: pairs the policy orders right"),
+)
+
+
+def rl_stats(store, run_id: str) -> dict[str, dict[str, float]]:
+    """Per RL statistic: its last value (and step), and its mean, min and max over the logged steps."""
+    found = {}
+    keys = set(store.metric_keys(run_id))
+    for key, _ in RL_STATS:
+        series = store.metric_series(run_id, key) if key in keys else []
+        values = [v for _, v in series if v is not None]
+        if not values:
+            continue
+        found[key] = {
+            "step": series[-1][0],
+            "last": series[-1][1],
+            "mean": sum(values) / len(values),
+            "min": min(values),
+            "max": max(values),
+            "count": len(values),
+        }
+    return found
+
+
 def show(
     run: RunArg,
     events: Annotated[
@@ -127,6 +165,7 @@ def show(
         artifacts = store.artifacts(r.id)
         evals = store.evals(run_id=r.id)
         recent = store.last_events(r.id, events)
+        rl = rl_stats(store, r.id) if r.kind == "rl" else {}
     if as_json:
         out.print_json(
             {
@@ -135,6 +174,7 @@ def show(
                 "artifacts": artifacts,
                 "evals": evals,
                 "events": recent,
+                **({"rl_stats": rl} if rl else {}),
             }
         )
         return
@@ -156,6 +196,13 @@ def show(
     if latest:
         rows = [(k, s, out.fmt_value(v)) for k, (s, v) in latest.items()]
         con.print(out.make_table(["metric", ">step", ">value"], rows, title="latest metrics"))
+    if rl:
+        rows = [
+            (k, v["step"], *(out.fmt_value(v[c]) for c in ("last", "mean", "min", "max")))
+            for k, v in rl.items()
+        ]
+        columns = ["RL statistic", ">step", ">last", ">mean", ">min", ">max"]
+        con.print(out.make_table(columns, rows, title="RL updates (mean/min/max over the logged steps)"))
     if r.summary:
         con.print(out.make_table(["key", "value"], sorted(flatten(r.summary).items()), title="summary"))
     if artifacts:

@@ -84,6 +84,19 @@ def test_train_rl_logs_rl_metrics_saves_outputs_and_resumes(tiny_qwen3_path, tmp
     assert json.loads((out_dir / "rl_adapter" / "adapter_config.json").read_text())["r"] == 16
     assert (out_dir / "checkpoint-2").is_dir()
 
+    # `runs show` of the RL run summarises its update statistics (issue 19)
+    code, shown, err = _main(["runs", "show", "a", "--json"], capsys)
+    assert code == 0, err
+    rl = json.loads(shown)["rl_stats"]
+    for key in ("clip_fraction", "ratio_mean", "ratio_min", "ratio_max", "reward_mean", "kl", "entropy"):
+        assert key in rl and rl[key]["step"] == 2, key
+    # one pass per rollout: the ratio is exactly 1 and nothing is clipped
+    assert rl["ratio_min"]["min"] == rl["ratio_max"]["max"] == 1.0 and rl["clip_fraction"]["max"] == 0.0
+    code, shown, err = _main(["runs", "show", "a"], capsys)
+    table = shown[shown.index("RL updates") :]
+    for key in ("clip_fraction", "ratio_mean", "ratio_min", "ratio_max", "reward_mean", "kl", "entropy"):
+        assert key in table, key
+
     from rerankctl.models.reranker import Qwen3Reranker
 
     ranking, _ = Qwen3Reranker(str(out_dir / "final"), device="cpu", max_length=128).rerank(

@@ -132,6 +132,7 @@ def test_show_table_by_id_prefix(runs):
 
 def test_show_table_lists_sections(runs):
     text = invoke("runs", "show", "fast").stdout
+    assert "RL updates" not in text  # only RL runs get that table
     for part in (
         "config",
         "lora.alpha",
@@ -306,3 +307,37 @@ def test_user_text_is_never_rich_markup(rerankctl_home):
     text = invoke("runs", "compare", w.id, "plain").stdout
     assert "[bold]odd[/bold]" in text and "[red]x[/red]" in text
     assert "[bold]odd[/bold]" in invoke("runs", "ls").stdout
+
+
+def test_show_of_an_rl_run_summarises_clip_ratio_reward_kl_and_entropy(rerankctl_home):
+    logged = [
+        {"loss": 0.1, "clip_fraction": 0.0, "ratio_mean": 1.0, "ratio_min": 1.0, "ratio_max": 1.0},
+        {"loss": 0.2, "clip_fraction": 0.25, "ratio_mean": 1.02, "ratio_min": 0.7, "ratio_max": 1.4},
+        {"loss": 0.3, "clip_fraction": 0.125, "ratio_mean": 0.99, "ratio_min": 0.85, "ratio_max": 1.2},
+    ]
+    with RunStore.open() as store:
+        with store.create_run(kind="rl", name="grpo", config={"loss_type": "grpo"}) as w:
+            for i, stats in enumerate(logged):
+                more = {"reward_mean": 0.5 + 0.1 * i, "kl": 0.01 * i, "entropy": 2.0 - 0.5 * i}
+                w.log_metrics(10 * (i + 1), {**stats, **more})
+    data = json.loads(invoke("runs", "show", "grpo", "--json").stdout)["rl_stats"]
+    assert list(data) == [
+        "clip_fraction",
+        "ratio_mean",
+        "ratio_min",
+        "ratio_max",
+        "reward_mean",
+        "kl",
+        "entropy",
+    ]
+    assert data["clip_fraction"] == {
+        "step": 30, "last": 0.125, "mean": pytest.approx(0.125), "min": 0.0, "max": 0.25, "count": 3,
+    }  # fmt: skip
+    assert data["ratio_min"]["min"] == 0.7 and data["ratio_max"]["max"] == 1.4
+    assert data["reward_mean"]["last"] == pytest.approx(0.7) and data["entropy"]["min"] == 1.0
+    text = invoke("runs", "show", "grpo").stdout
+    table = text[text.index("RL updates") :].splitlines()  # after the "latest metrics" table
+    row = next(line for line in table if "clip_fraction" in line)
+    for cell in ("30", "0.125", "0.25"):
+        assert cell in row, cell
+    assert "1.4" in next(line for line in table if "ratio_max" in line)
