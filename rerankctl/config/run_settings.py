@@ -7,7 +7,9 @@ sampling defaults, loss, learning rate and schedule, seed).
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, model_validator
 
 from rerankctl.config.base import (
     BUILTIN,
@@ -27,6 +29,31 @@ from rerankctl.data.limits import DEFAULT_MAX_CHARS, MAX_CHARS_HELP
 
 #: The built-in synthetic rerank data (rerankctl/data/synth.py).
 BUILTIN_SYNTH_DATA = "builtin:synth-rerank"
+
+
+def _chunk_size(value: Any) -> str:
+    """``auto`` or a whole number of documents >= 0 (kept as text: one type for flag, TOML and store)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, bool):
+        raise ValueError("chunk_size is 'auto' or a number of documents")
+    try:
+        number = int(str(value).strip()) if not isinstance(value, float) or value.is_integer() else None
+    except ValueError:
+        number = None
+    if number is None or number < 0:
+        raise ValueError(
+            f"chunk_size must be 'auto' or a number of documents >= 0 (0 = all at once), got {value!r}"
+        )
+    return str(number)
+
+
+#: ``chunk_size``: "auto" (the default; train/auto_chunk.py) or "N" documents per autograd pass.
+ChunkSize = Annotated[str, BeforeValidator(_chunk_size)]
+CHUNK_SIZE_HELP = (
+    "Documents per forward pass with autograd; exact gradients (GradCache). auto = the largest that "
+    "fits the free GPU/host memory, from a measured activation cost per document; 0 = all at once."
+)
 
 
 class RankerRunSettings(StrictConfig):
@@ -78,8 +105,8 @@ class RankerRunSettings(StrictConfig):
     )
 
     # Memory
-    chunk_size: int = Field(
-        0, ge=0, description="Documents per forward pass with autograd (0 = all at once). Exact."
+    chunk_size: ChunkSize = Field(
+        "auto", description=CHUNK_SIZE_HELP, json_schema_extra=cli(metavar="N|auto")
     )
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in backward to save memory."

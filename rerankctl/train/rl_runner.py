@@ -25,6 +25,7 @@ from rerankctl.train.sft_runner import (
     SFTResult,
     WithInstruction,
     default_output_dir,
+    is_main_process,
     log_read_cuts,
     quiet_libraries,
     resolve_resume,
@@ -117,7 +118,7 @@ def trainer_options(cfg: RLConfig) -> dict[str, Any]:
         "dpo_beta": cfg.dpo_beta,
         "dpo_loss_type": cfg.dpo_loss_type,
         "dpo_max_pairs": cfg.dpo_max_pairs,
-        "chunk_size": cfg.chunk_size,
+        "chunk_size": 0 if cfg.chunk_size == "auto" else int(cfg.chunk_size),  # auto: run_rl resolves it
         "eval_batch_size": cfg.eval_batch_size,
     }
 
@@ -197,6 +198,10 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
             attn_implementation=cfg.attn_implementation,
             gradient_checkpointing=cfg.gradient_checkpointing,
         )
+        from rerankctl.train.auto_chunk import report_plan, resolve_chunk_size
+
+        chunk_size, plan = resolve_chunk_size(cfg, model, prompt.yes_id, prompt.no_id)
+        report_plan(plan, console if is_main_process() else None, writer)
         args = training_arguments(cfg, output_dir, has_eval=bool(eval_groups))
         callbacks = [
             RunStoreCallback(writer),
@@ -217,7 +222,7 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
             no_id=prompt.no_id,
             eval_groups=eval_groups,
             prompt_tokenizer=prompt,
-            **trainer_options(cfg),
+            **dict(trainer_options(cfg), chunk_size=chunk_size),
         )
         trainer.remove_callback(PrinterCallback)
         baseline, train_seconds = evaluate_then_train(trainer, prompt, eval_groups, cfg, writer, resume)

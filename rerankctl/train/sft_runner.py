@@ -221,6 +221,7 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
     from rerankctl.losses import build_loss
     from rerankctl.models.flash import check_attn_implementation
     from rerankctl.models.loading import load_tokenizer
+    from rerankctl.train.auto_chunk import report_plan, resolve_chunk_size
     from rerankctl.train.callbacks import RunStoreCallback, SetEpochCallback
     from rerankctl.train.progress import progress_callbacks
     from rerankctl.train.sft import ContrastiveSFTTrainer
@@ -253,6 +254,8 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
         log_read_cuts(writer, train_ds, cfg.max_chars)
     with session.status():
         model = load_model_for_training(cfg, model_path)
+        chunk_size, plan = resolve_chunk_size(cfg, model, prompt.yes_id, prompt.no_id)
+        report_plan(plan, console if is_main_process() else None, writer)
         args = training_arguments(cfg, output_dir, has_eval=bool(eval_groups))
         collator = RerankCollator(
             tokenizer, max_length=cfg.max_length, filter_overlength=cfg.filter_overlength
@@ -274,7 +277,7 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
             loss_fn=loss_fn,
             yes_id=prompt.yes_id,
             no_id=prompt.no_id,
-            chunk_size=cfg.chunk_size,
+            chunk_size=chunk_size,
             eval_groups=eval_groups,
             prompt_tokenizer=prompt,
             eval_batch_size=cfg.eval_batch_size,
