@@ -124,7 +124,8 @@ class RankerRunSettings(StrictConfig):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 = off).")
     optim: str = Field(
-        "adamw_torch", description="Hugging Face optimizer name (adamw_torch, adamw_bnb_8bit, ...)."
+        "adamw_torch_fused",
+        description="Hugging Face optimizer name (default adamw_torch_fused: one fused kernel; adamw_torch, adamw_bnb_8bit, ...).",
     )
     bf16: bool = Field(False, description="bf16 mixed precision (GPU).")
     fp16: bool = Field(False, description="fp16 mixed precision (GPU).")
@@ -151,6 +152,10 @@ class RankerRunSettings(StrictConfig):
     max_chars: int = Field(DEFAULT_MAX_CHARS, ge=0, description=MAX_CHARS_HELP)
     attn_implementation: str | None = Field(
         None, description="sdpa, eager or flash_attention_2 (default: transformers' choice)."
+    )
+    shared_prefix: bool = Field(
+        True,
+        description="Encode each query's prompt head once for all its documents (exact; off: one row per document).",
     )
 
     distributed: DistributedConfig = Field(

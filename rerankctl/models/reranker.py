@@ -4,8 +4,10 @@
     >>> ranking, scores = reranker.rerank("what is BM25?", docs)  # doctest: +SKIP
 
 Scores are ``sigmoid(logit_yes - logit_no)`` (``normalize=False`` gives the raw
-logit difference). Pairs are sorted by length and batched so that padding is
-small; inference runs without autograd and in bf16 on a GPU.
+logit difference). With ``shared_prefix`` (the default) the documents of one query are
+packed so that its prompt head is encoded once (:mod:`rerankctl.models.shared_prefix`,
+same scores); otherwise pairs are sorted by length and batched so that padding is small.
+Inference runs without autograd and in bf16 on a GPU.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class Qwen3Reranker:
         instruction: default instruction (the Qwen3-Reranker web-search one when None).
         model, tokenizer: pass already-loaded objects instead of loading from the path.
         quantize: ``"int8"`` for dynamic int8 quantisation of the linear layers (CPU; see models.quantize).
+        shared_prefix: encode each query's prompt head once for all its documents (exact); falls
+            back to one row per document for models it does not support.
     """
 
     def __init__(
@@ -39,6 +43,7 @@ class Qwen3Reranker:
         tokenizer: Any = None,
         attn_implementation: str | None = None,
         quantize: str | None = None,
+        shared_prefix: bool = True,
     ) -> None:
         from rerankctl.data.prompt import PromptTokenizer
         from rerankctl.models.loading import load_causal_lm, load_tokenizer, pick_device, pick_dtype
@@ -65,6 +70,11 @@ class Qwen3Reranker:
         self.tokenizer = tokenizer
         self.instruction = instruction
         self.prompt = PromptTokenizer(tokenizer, max_length=max_length)
+        self.shared_prefix = False
+        if shared_prefix:
+            from rerankctl.models.shared_prefix import enable_shared_prefix
+
+            self.shared_prefix = enable_shared_prefix(self.model)
 
     @property
     def max_length(self) -> int:
@@ -84,24 +94,32 @@ class Qwen3Reranker:
     def score_ids(
         self, sequences: Sequence[Sequence[int]], batch_size: int = 32, normalize: bool = True
     ) -> list[float]:
-        """Score already-encoded prompts; batches are formed in length order."""
+        """Score already-encoded prompts, ``batch_size`` at a time.
+
+        Shared-prefix: rows grouped by query, each group's head encoded once per batch.
+        Otherwise batches are formed in length order.
+        """
         import torch
 
         from rerankctl.models.scoring import yes_no_scores
+        from rerankctl.models.shared_prefix import head_groups, shared_prefix_scores
 
-        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+        if self.shared_prefix:
+            order, groups = head_groups(sequences, self.prompt.doc_marker_ids)
+        else:
+            order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
         out = [0.0] * len(sequences)
+        yes_no = (self.prompt.yes_id, self.prompt.no_id)
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
                 batch = self.prompt.pad([sequences[i] for i in rows])
-                scores = yes_no_scores(
-                    self.model,
-                    batch["input_ids"].to(self.device),
-                    batch["attention_mask"].to(self.device),
-                    self.prompt.yes_id,
-                    self.prompt.no_id,
-                )
+                ids, attn = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+                if self.shared_prefix:
+                    gids = groups[start : start + batch_size]
+                    scores = shared_prefix_scores(self.model, ids, attn, gids, yes_no=yes_no)
+                else:
+                    scores = yes_no_scores(self.model, ids, attn, *yes_no)
                 if normalize:
                     scores = torch.sigmoid(scores)
                 for i, value in zip(rows, scores.float().cpu().tolist()):

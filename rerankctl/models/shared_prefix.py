@@ -118,6 +118,47 @@ def _rows(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[list[in
     return [[t for t, k in zip(row, m) if k] for row, m in zip(ids, keep)]
 
 
+def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+    n, limit = 0, min(len(a), len(b))
+    while n < limit and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def auto_groups(seqs: Sequence[Sequence[int]]) -> list[int]:
+    """Group ids found from the tokens: consecutive rows that share more than the prefix common
+    to the whole batch (the template) belong together (the same query). Only efficiency depends
+    on this: any grouping is exact."""
+    if len(seqs) < 2:
+        return [0] * len(seqs)
+    links = [_lcp(seqs[i - 1], seqs[i]) for i in range(1, len(seqs))]
+    floor = min(links)
+    if all(x == floor for x in links):
+        return [0] * len(seqs)
+    ids = [0]
+    for link in links:
+        ids.append(ids[-1] + (link == floor))
+    return ids
+
+
+def head_groups(seqs: Sequence[Sequence[int]], marker: Sequence[int]) -> tuple[list[int], list[int]]:
+    """``(order, group_ids)``: rows ordered so that prompts of one (instruction, query) are
+    adjacent, and their group ids in that order. The head of a prompt is everything up to the
+    end of the first ``marker`` (``"\n<Document>:"``); rows without one are their own group."""
+    marker = list(marker)
+    width = len(marker)
+    keys: dict[tuple[int, ...], int] = {}
+    row_key: list[int] = []
+    for i, seq in enumerate(seqs):
+        end = next(
+            (j + width for j in range(len(seq) - width + 1) if list(seq[j : j + width]) == marker), None
+        )
+        key = tuple(seq[:end]) if end is not None else ("row", i)
+        row_key.append(keys.setdefault(key, len(keys)))
+    order = sorted(range(len(seqs)), key=lambda i: (row_key[i], len(seqs[i])))
+    return order, [row_key[i] for i in order]
+
+
 def _runs(group_ids: Sequence[int] | None, n: int) -> list[range]:
     """Consecutive runs of equal group ids (all rows together when None)."""
     if group_ids is None:
@@ -131,12 +172,19 @@ def _runs(group_ids: Sequence[int] | None, n: int) -> list[range]:
 
 
 def pack_rows(
-    input_ids: torch.Tensor, attention_mask: torch.Tensor, group_ids: Sequence[int] | None = None
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    group_ids: Sequence[int] | torch.Tensor | str | None = None,
 ) -> Packed:
     """Pack rows into one padding-free row: per group of consecutive equal ``group_ids``, its
     common prefix once, then every row's remainder. Exact for any grouping (a group with no
-    common prefix just has an empty head)."""
+    common prefix just has an empty head). ``None``: all rows one group; ``"auto"``: see
+    :func:`auto_groups`."""
     seqs = _rows(input_ids, attention_mask)
+    if isinstance(group_ids, str):
+        if group_ids != "auto":
+            raise ValueError(f"group_ids must be ids, None or 'auto', got {group_ids!r}")
+        group_ids = auto_groups(seqs)
     if group_ids is not None and not isinstance(group_ids, list):
         group_ids = [int(g) for g in group_ids.tolist()] if torch.is_tensor(group_ids) else list(group_ids)
     if any(len(s) == 0 for s in seqs):
@@ -317,13 +365,14 @@ def shared_prefix_scores(
     model: Any,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
-    group_ids: Sequence[int] | torch.Tensor | None = None,
+    group_ids: Sequence[int] | torch.Tensor | str | None = None,
     yes_no: tuple[int, int] | None = None,
     method: str = "blocked",
 ) -> torch.Tensor:
     """Scores (R,) of padded prompt rows, each group's common head encoded once.
 
-    ``group_ids`` (R,): rows with equal consecutive ids share a head (None: all rows one group).
+    ``group_ids`` (R,): rows with equal consecutive ids share a head (None: all rows one group;
+    ``"auto"``: groups found from the tokens, :func:`auto_groups`).
     With a :class:`~rerankctl.models.yes_no_head.YesNoHead` installed the score comes from the
     model's forward (``logits_to_keep`` = the segments' last tokens); otherwise give ``yes_no``
     and the decoder's hidden states meet the two head rows directly. ``method="dense"`` uses a

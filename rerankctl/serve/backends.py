@@ -167,6 +167,7 @@ def load_backend(
     max_length: int = 1024,
     instruction: str | None = None,
     quantize: str | None = None,
+    shared_prefix: bool = True,
 ) -> ScoringBackend:
     """Load the right backend for ``model_path``.
 
@@ -177,6 +178,8 @@ def load_backend(
         device, dtype: where and in what precision to run (torch backend).
         max_length: prompt length limit in tokens.
         instruction: default instruction for requests that give none.
+        shared_prefix: the causal-LM backend encodes each query's prompt head once per batch
+            (one request = one query; exact, see :mod:`rerankctl.models.shared_prefix`).
 
     Raises:
         UsageError: unknown backend or an unservable model. NotFoundError: no such directory.
@@ -198,7 +201,7 @@ def load_backend(
 
         return Qwen3Reranker(
             str(model_path), device="cpu" if quantize else device, dtype=dtype, max_length=max_length,
-            instruction=instruction, quantize=quantize,
+            instruction=instruction, quantize=quantize, shared_prefix=shared_prefix,
         )  # fmt: skip
     from rerankctl.serve.seqcls import SeqClsBackend
 

@@ -156,7 +156,9 @@ def training_arguments(cfg: RewardConfig, output_dir: Path, has_eval: bool) -> A
         warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
-        optim="adamw_bnb_8bit" if cfg.optim_8bit else "adamw_torch",
+        optim="adamw_bnb_8bit"
+        if cfg.optim_8bit
+        else "adamw_torch_fused",  # fused: one kernel for all tensors
         bf16=cfg.bf16,
         **checkpointing_args(cfg.gradient_checkpointing),
         logging_steps=cfg.logging_steps,

@@ -120,6 +120,7 @@ def trainer_options(cfg: RLConfig) -> dict[str, Any]:
         "dpo_max_pairs": cfg.dpo_max_pairs,
         "chunk_size": 0 if cfg.chunk_size == "auto" else int(cfg.chunk_size),  # auto: run_rl resolves it
         "eval_batch_size": cfg.eval_batch_size,
+        "shared_prefix": cfg.shared_prefix,
     }
 
 

@@ -10,6 +10,10 @@ the score is the model's own forward and DDP/FSDP/DeepSpeed wrappers see every c
 With ``chunk_size`` set, a step runs through :func:`rerankctl.train.chunked.chunked_backward`:
 same gradients, activation memory bounded by the chunk.
 
+With ``shared_prefix`` (the default) a group's documents are scored as one packed sequence
+whose prompt head (system prompt, instruction, query) is encoded once
+(:mod:`rerankctl.models.shared_prefix`): the same scores and gradients, fewer tokens.
+
 Checkpoints are atomic (:mod:`rerankctl.train.checkpointing`). Everything else (optimiser,
 schedule, accumulation, mixed precision, checkpoint contents,
 resume, DDP/FSDP/DeepSpeed through accelerate, ``report_to``) is the stock Trainer: the
@@ -18,6 +22,7 @@ trainer only ever calls ``model(...)``, never the decoder or the head directly.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,9 +30,18 @@ from typing import Any
 import torch
 from transformers import Trainer
 
+from rerankctl.models.shared_prefix import (
+    enable_shared_prefix,
+    group_ids_from_mask,
+    is_enabled,
+    shared_prefix_scores,
+    supports_shared_prefix,
+)
 from rerankctl.models.yes_no_head import forward_scores, install_yes_no_head
 from rerankctl.train.checkpointing import AtomicCheckpointMixin
 from rerankctl.train.chunked import chunked_backward, scatter_scores
+
+log = logging.getLogger(__name__)
 
 LossFn = Callable[..., torch.Tensor]
 
@@ -43,6 +57,7 @@ class ContrastiveSFTTrainer(AtomicCheckpointMixin, Trainer):
             their documents for NDCG@10 / MRR / MAP during evaluation.
         prompt_tokenizer: a :class:`rerankctl.data.prompt.PromptTokenizer` for the eval groups.
         eval_batch_size: rows per forward pass during evaluation.
+        shared_prefix: encode each group's prompt head once (exact; off: one row per document).
         Remaining arguments go to :class:`transformers.Trainer`.
     """
 
@@ -56,12 +71,18 @@ class ContrastiveSFTTrainer(AtomicCheckpointMixin, Trainer):
         eval_groups: Sequence[dict] | None = None,
         prompt_tokenizer: Any = None,
         eval_batch_size: int = 32,
+        shared_prefix: bool = True,
         **kwargs: Any,
     ) -> None:
         model = kwargs.get("model", args[0] if args else None)
         if model is not None:
             # Before the Trainer (and accelerate) wrap it: the score becomes the model's forward.
             install_yes_no_head(model, yes_id, no_id)
+            if shared_prefix:
+                reason = supports_shared_prefix(model)
+                if reason is not None:
+                    log.warning("shared-prefix scoring is off: %s", reason)
+                shared_prefix = enable_shared_prefix(model)
         super().__init__(*args, **kwargs)
         # Our loss is a mean over groups, not a sum over tokens the model normalises itself: the
         # Trainer must divide it by the accumulation steps on the unchunked path, as the chunked path does.
@@ -73,6 +94,7 @@ class ContrastiveSFTTrainer(AtomicCheckpointMixin, Trainer):
         self.eval_groups = list(eval_groups or [])
         self.prompt_tokenizer = prompt_tokenizer
         self.eval_batch_size = eval_batch_size
+        self.shared_prefix = bool(shared_prefix and model is not None)
         self._encoded_eval: list[list[int]] | None = None
         self._tokens_since_log = 0
         self._docs_since_log = 0
@@ -80,9 +102,27 @@ class ContrastiveSFTTrainer(AtomicCheckpointMixin, Trainer):
         self._last_log_time = time.perf_counter()
 
     # ---------------------------------------------------------------- scoring
-    def score_rows(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Scores (rows,) through ``model``'s forward: the DDP/FSDP/DeepSpeed wrapper when there is one."""
+    def score_rows(
+        self,
+        model: Any,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        group_ids: torch.Tensor | str | None = "auto",
+    ) -> torch.Tensor:
+        """Scores (rows,) through ``model``'s forward: the DDP/FSDP/DeepSpeed wrapper when there is one.
+
+        With shared-prefix scoring, rows of one group (``group_ids``; ``"auto"``: found from the
+        token ids) share one encoding of their common head. Exact either way.
+        """
+        if self.shared_prefix:
+            return shared_prefix_scores(model, input_ids, attention_mask, group_ids)
         return forward_scores(model, input_ids, attention_mask)
+
+    def _group_ids(self, inputs: dict[str, Any]) -> torch.Tensor | str:
+        mask = inputs.get("mask")
+        if mask is not None and int(mask.sum()) == inputs["input_ids"].shape[0]:
+            return group_ids_from_mask(mask)
+        return "auto"
 
     def group_loss(self, row_scores: torch.Tensor, inputs: dict[str, Any]) -> torch.Tensor:
         mask = inputs["mask"]
@@ -91,7 +131,9 @@ class ContrastiveSFTTrainer(AtomicCheckpointMixin, Trainer):
         return self.loss_fn(scores, inputs["labels"].float(), mask, teacher_scores=teacher)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        row_scores = self.score_rows(model, inputs["input_ids"], inputs["attention_mask"])
+        row_scores = self.score_rows(
+            model, inputs["input_ids"], inputs["attention_mask"], self._group_ids(inputs)
+        )
         loss = self.group_loss(row_scores, inputs)
         return (loss, {"scores": row_scores}) if return_outputs else loss
 
@@ -107,9 +149,9 @@ class ContrastiveSFTTrainer(AtomicCheckpointMixin, Trainer):
         inputs = self._prepare_inputs(inputs)
         steps = self.current_gradient_accumulation_steps
 
-        def score_fn(ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        def score_fn(ids: torch.Tensor, attn: torch.Tensor, groups: Any = "auto") -> torch.Tensor:
             with self.compute_loss_context_manager():
-                return self.score_rows(model, ids, attn)
+                return self.score_rows(model, ids, attn, groups)
 
         loss, _ = chunked_backward(
             score_fn,
@@ -120,6 +162,9 @@ class ContrastiveSFTTrainer(AtomicCheckpointMixin, Trainer):
             backward=self.accelerator.backward,
             no_sync=(lambda: self.accelerator.no_sync(model)) if self.accelerator.num_processes > 1 else None,
             loss_scale=1.0 / steps,
+            group_ids=groups
+            if self.shared_prefix and torch.is_tensor(groups := self._group_ids(inputs))
+            else None,
         )
         return loss / steps
 
@@ -197,12 +242,22 @@ def rank_eval_groups(
     was_training = model.training
     model.eval()
     flat = torch.empty(len(encoded))
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    shared = is_enabled(model)
+    if shared:  # groups stay together: each batch encodes a group's head once
+        order = list(range(len(encoded)))
+        row_group = [q for q, g in enumerate(groups) for _ in g["docs"]]
+    else:
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     with torch.no_grad():
         for begin in range(0, len(order), batch_size):
             rows = order[begin : begin + batch_size]
             batch = prompt_tokenizer.pad([encoded[i] for i in rows])
-            scores = _eval_scores(model, batch, device, yes_id, no_id)
+            if shared:
+                ids, attn = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+                gids = row_group[begin : begin + batch_size]
+                scores = shared_prefix_scores(model, ids, attn, gids, yes_no=(yes_id, no_id))
+            else:
+                scores = _eval_scores(model, batch, device, yes_id, no_id)
             flat[rows] = scores.float().cpu()
     if was_training:
         model.train()

@@ -281,6 +281,7 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
             eval_groups=eval_groups,
             prompt_tokenizer=prompt,
             eval_batch_size=cfg.eval_batch_size,
+            shared_prefix=cfg.shared_prefix,
         )
         from transformers.trainer_callback import PrinterCallback
 

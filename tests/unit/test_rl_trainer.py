@@ -189,5 +189,7 @@ def test_chunked_rl_step_gives_the_same_gradients_and_trains_only_the_adapter(
         assert all(p.grad is None for n, p in model.named_parameters() if "lora_" not in n)
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 0
     for name in grads[0]:
-        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-4), name
+        # 1e-5: shared-prefix scoring packs a different set of rows per chunk, so float sums run
+        # in another order (differences ~4e-6 on gradients of magnitude ~0.5 at temperature 0.05)
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-5, rtol=1e-4), name
     assert any(g.abs().sum() > 0 for g in grads[0].values())

@@ -175,3 +175,60 @@ def test_gradients_equal_unshared(tiny_qwen3_path, qwen3_tokenizer, loss_name, c
         nonzero += int(reference[name].abs().max() > 0)
         torch.testing.assert_close(shared[name], reference[name], atol=1e-5, rtol=1e-4, msg=name)
     assert nonzero >= len(reference) // 2
+
+
+def test_auto_groups_split_at_query_boundaries():
+    t = [9, 9, 9]  # the template every row shares
+    rows = [t + [1, 1, 5], t + [1, 1, 6, 7], t + [2, 8], t + [2, 9], t + [3]]
+    from rerankctl.models.shared_prefix import auto_groups
+
+    assert auto_groups(rows) == [0, 0, 1, 1, 2]
+    assert auto_groups([t + [1], t + [2], t + [3]]) == [0, 0, 0]  # one query: one group
+    assert auto_groups([t]) == [0]
+
+
+def test_reranker_scores_equal_with_queries_interleaved(tiny_qwen3_path):
+    from rerankctl.models.reranker import Qwen3Reranker
+
+    queries = ["red chair", "dog", "red chair", "dog", "red chair"]
+    docs = ["a red wooden chair", "small dog breed", "blue table", "a cat", "red chair, metal legs"]
+    plain = Qwen3Reranker(str(tiny_qwen3_path), device="cpu", dtype="fp32", shared_prefix=False)
+    shared = Qwen3Reranker(str(tiny_qwen3_path), device="cpu", dtype="fp32")
+    assert shared.shared_prefix and not plain.shared_prefix
+    a = plain.score_pairs(queries, docs, normalize=False, batch_size=3)
+    b = shared.score_pairs(queries, docs, normalize=False, batch_size=3)
+    assert max(abs(x - y) for x, y in zip(a, b)) <= 1e-5
+    assert max(a) - min(a) > 1e-3
+
+
+def test_trainer_step_equal_with_and_without_shared_prefix(tiny_qwen3_path, qwen3_tokenizer, tmp_path):
+    from transformers import TrainingArguments
+
+    from rerankctl.data.collator import RerankCollator
+    from rerankctl.train.sft import ContrastiveSFTTrainer
+
+    collator = RerankCollator(qwen3_tokenizer, max_length=128)
+    batch = collator([{"query": q, "docs": d, "labels": lab} for q, d, lab in GROUPS])
+    results = []
+    for shared, chunk in ((False, 0), (True, 0), (True, 2)):
+        model = _model(tiny_qwen3_path, lora=False)
+        args = TrainingArguments(output_dir=str(tmp_path / str(shared)), report_to=[], use_cpu=True)
+        trainer = ContrastiveSFTTrainer(
+            model=model,
+            args=args,
+            loss_fn=build_loss("lambdaloss"),
+            yes_id=9693,
+            no_id=2152,
+            chunk_size=chunk,
+            shared_prefix=shared,
+        )
+        assert trainer.shared_prefix is shared
+        trainer.create_optimizer_and_scheduler(num_training_steps=1)
+        trainer.current_gradient_accumulation_steps = 1  # set by the train loop otherwise
+        loss = trainer.training_step(trainer.model, dict(batch))
+        results.append((float(loss), _grads(model)))
+    (ref_loss, ref), *others = results
+    for loss, grads in others:
+        assert loss == pytest.approx(ref_loss, abs=1e-5)
+        for name in ref:
+            torch.testing.assert_close(grads[name], ref[name], atol=1e-5, rtol=1e-4, msg=name)

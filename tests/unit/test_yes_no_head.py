@@ -44,7 +44,36 @@ def test_forward_score_and_gradients_equal_the_two_row_formula(model_dir):
     (ref * torch.tensor([1.0, -2.0, 0.5])).sum().backward()
     (got * torch.tensor([1.0, -2.0, 0.5])).sum().backward()
     for (name, p_ref), (_, p) in zip(ref_model.named_parameters(), model.named_parameters()):
+        assert not p.grad.is_sparse, name  # the head's sparse 2-row gradient was summed in
         assert torch.allclose(p.grad, p_ref.grad, atol=1e-6), name
+
+
+def test_the_head_gradient_is_sparse_and_lands_dense(model_dir, monkeypatch):
+    """Tied weight: the head's backward is a 2-row sparse tensor (no vocabulary-sized zeros);
+    even with the embedding lookup off the graph (inputs_embeds), .grad ends up dense."""
+    from rerankctl.models import yes_no_head
+
+    model = load_causal_lm(model_dir, dtype=torch.float32)
+    install_yes_no_head(model, YES, NO)
+    seen = []
+    backward = yes_no_head._TwoRows.backward
+
+    def spy(ctx, grad):
+        out = backward(ctx, grad)
+        seen.append(out[0])
+        return out
+
+    monkeypatch.setattr(yes_no_head._TwoRows, "backward", staticmethod(spy))
+    ids, attn = _batch()
+    forward_scores(model, ids, attn).sum().backward()
+    assert len(seen) == 1 and seen[0].is_sparse and seen[0]._nnz() == 2
+    weight = model.get_input_embeddings().weight
+    model.zero_grad(set_to_none=True)
+    embeds = model.get_input_embeddings()(ids).detach()
+    out = model(inputs_embeds=embeds, attention_mask=attn, logits_to_keep=1).logits[:, -1, 0]
+    out.sum().backward()
+    assert weight.grad is not None and not weight.grad.is_sparse
+    assert set(weight.grad.abs().sum(1).nonzero().flatten().tolist()) == {YES, NO}
 
 
 def test_install_is_idempotent_and_restorable(model_dir):
