@@ -24,6 +24,10 @@ gradients, so the only question is the chunk, and it is chosen here:
 * **1.25**: backward briefly holds activation gradients next to the saved tensors.
 * **optimizer state**: AdamW on the trainable parameters: gradient + two moments, fp32.
 * **reserve**: max(512 MiB, 10 % of free) for the data loader, tokenizer and allocator slack.
+* **host fraction 0.5**: on the host only half of the available memory is planned for: it is
+  shared with other processes and the page cache, and a machine pushed into swap is far slower
+  than a smaller chunk, while a smaller chunk costs almost nothing (chunking's price is one extra
+  no-grad forward, whatever the chunk). A GPU is the run's own: all of its free memory is planned.
 
 When every row of a step fits, the chunk is 0 (one pass, no extra no-grad forward). When
 not even one row fits, training is refused before it starts, with what to change.
@@ -42,6 +46,7 @@ from rerankctl.errors import UsageError
 
 SAFETY = 1.25
 MIN_RESERVE = 512 * 2**20
+HOST_FRACTION = 0.5
 
 GiB = 2**30
 
@@ -62,16 +67,19 @@ class ChunkPlan:
     reserve: int
     device: str
     source: str
+    fraction: float = 1.0  # of ``free`` planned for (HOST_FRACTION on the host)
 
     @property
     def rows_fit(self) -> int:
-        return max(0, int((self.free - self.fixed - self.reserve) // (SAFETY * self.bytes_per_row)))
+        room = self.free * self.fraction - self.fixed - self.reserve
+        return max(0, int(room // (SAFETY * self.bytes_per_row)))
 
     def describe(self) -> str:
         chosen = "0 (all rows of a step at once)" if self.chunk_size == 0 else str(self.chunk_size)
         return (
             f"chunk_size auto = {chosen}: {self.rows_per_step} rows per step, {_gib(self.bytes_per_row)} of "
-            f"activations per row (measured), {_gib(self.free)} free on {self.device} ({self.source}), "
+            f"activations per row (measured), {_gib(self.free)} free on {self.device} ({self.source}; "
+            f"{self.fraction:.0%} planned for), "
             f"{_gib(self.fixed)} optimizer state, {_gib(self.reserve)} reserve"
         )
 
@@ -242,10 +250,11 @@ def plan_chunk(
     fixed: int,
     device: str = "cpu",
     source: str = "given",
+    fraction: float = 1.0,
 ) -> ChunkPlan:
     """The chunk for these figures; raises UsageError when not even one row fits."""
     reserve = max(MIN_RESERVE, free // 10)
-    plan = ChunkPlan(0, rows_per_step, max(1, bytes_per_row), free, fixed, reserve, device, source)
+    plan = ChunkPlan(0, rows_per_step, max(1, bytes_per_row), free, fixed, reserve, device, source, fraction)
     fit = plan.rows_fit
     if fit < 1:
         raise not_even_one_row(plan)
@@ -258,7 +267,7 @@ def not_even_one_row(plan: ChunkPlan) -> UsageError:
     return UsageError(
         f"--chunk-size auto: not even one document fits: one row needs {_gib(SAFETY * plan.bytes_per_row)} of "
         f"activations (+ {_gib(plan.fixed)} optimizer state, {_gib(plan.reserve)} reserve = {_gib(need)}), "
-        f"{_gib(plan.free)} is free on {plan.device} ({plan.source})",
+        f"{_gib(plan.free)} is free on {plan.device} ({plan.source}; {plan.fraction:.0%} planned for)",
         hint="lower --max-length, add --gradient-checkpointing, train a LoRA (--lora), or use a bigger device",
     )
 
@@ -287,5 +296,6 @@ def resolve_chunk_size(cfg: Any, model: Any, yes_id: int, no_id: int) -> tuple[i
         if rough_plan.rows_fit < 1 and rough > 2 * max(1, free - fixed):
             raise not_even_one_row(rough_plan)
     measured = measure_row_bytes(model, yes_id, no_id, cfg.max_length, cfg.bf16, cfg.fp16)
-    plan = plan_chunk(rows, measured or rough, free, fixed, str(device), source)
+    fraction = 1.0 if device.type == "cuda" else HOST_FRACTION
+    plan = plan_chunk(rows, measured or rough, free, fixed, str(device), source, fraction)
     return plan.chunk_size, plan
