@@ -109,9 +109,10 @@ class Interrupted(KeyboardInterrupt):
     the CLI prints instead of "interrupted".
     """
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, printed: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.printed = printed  # already shown on stderr (the CLI must not repeat it)
 
 
 class Terminated(BaseException):

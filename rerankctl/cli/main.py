@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
         raise
     except KeyboardInterrupt as exc:
         # A training says how to continue (Interrupted.message); anything else just stops.
-        print(getattr(exc, "message", None) or "interrupted", file=sys.stderr)
+        if not getattr(exc, "printed", False):
+            print(getattr(exc, "message", None) or "interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except Terminated as exc:
         print(exc.message, file=sys.stderr)

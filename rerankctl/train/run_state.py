@@ -95,7 +95,10 @@ class TrainingSession:
                 writer.finish("killed", error="interrupted by the user (Ctrl-C)")
             if isinstance(exc, Interrupted):
                 raise
-            raise Interrupted(self.resume_hint()) from None
+            # Printed here: Typer turns a KeyboardInterrupt into a bare exit 130 before the CLI's
+            # own handler could say anything.
+            print(self.resume_hint(), file=sys.stderr, flush=True)
+            raise Interrupted(self.resume_hint(), printed=True) from None
         except BaseException as exc:
             if writer is not None:
                 writer.finish("failed", error=f"{type(exc).__name__}: {exc}")

@@ -6,6 +6,8 @@ and land at a random moment of it; the other half land at a random moment after 
 was published, in the steps that follow or in the next save. Every attempt after the first
 starts with ``--resume latest`` once a checkpoint exists. The training must then finish, and
 its logged loss at every step, and its final weights, must equal those of an uninterrupted run.
+Then one SIGTERM and one Ctrl-C (SIGINT) must stop it cleanly (exit 143 / 130, the run recorded
+``killed`` with the signal, the resume hint printed) and resume as well.
 
 Each attempt is a fresh process forked from a "zygote" that has imported torch and
 transformers once (no torch op runs in the zygote, so the fork is clean): on this shared
@@ -229,12 +231,32 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
                 {"mode": mode, "delay": round(delay, 3), "inside_save": inside, "resumed": bool(resume)}
             )
 
+        # SIGTERM and Ctrl-C (SIGINT) stop the training cleanly: exit 128+N, the run recorded killed
+        # with the signal named, Ctrl-C printing how to resume.
+        stops = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            before = _complete_steps(out)
+            pid = zygote.start([*base, "-o", str(out), "--run-name", "fi", "--resume", "latest"])
+            exited = _wait_for(lambda: _complete_steps(out) - before, f"{sig.name}", zygote)
+            assert exited is None, exited
+            os.kill(pid, sig)
+            stops.append((zygote.wait(), RunStore.open().get_run("fi")))
+
         zygote.start([*base, "-o", str(out), "--run-name", "fi", "--resume", "latest"])
         report = zygote.wait()
         log = (tmp_path / "attempts.log").read_text()
         assert report["code"] == 0, log[-3000:]
     finally:
         zygote.close()
+
+    (term, term_run), (intr, intr_run) = stops
+    assert term["code"] == 143 and term_run.status == "killed" and term_run.error == "killed by SIGTERM"
+    assert intr["code"] == 130 and intr_run.status == "killed" and "Ctrl-C" in intr_run.error
+    assert "stopped by SIGTERM\n" in log
+    assert (
+        f"interrupted; to continue this training, run the same command with --resume latest --output {out}\n"
+        in log
+    )
 
     print("kills:", kills)  # shown with -s: mode, delay, whether a save was in progress
     assert sum(k["inside_save"] for k in kills) >= 3, kills  # some kills really landed inside saves
@@ -249,7 +271,8 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
     assert [s for s, _ in expected] == list(range(1, MAX_STEPS + 1))
     assert got == expected, (kills, got, expected)  # every step once, the same loss bit for bit
     resumes = [e.message for e in store.events(runs["fi"].id) if e.message.startswith("resumed from")]
-    assert len(resumes) == sum(k["resumed"] for k in kills) + 1
+    assert len(resumes) == sum(k["resumed"] for k in kills) + 3
+    assert "killed by SIGTERM" in [e.message for e in store.events(runs["fi"].id)]
 
     ref = load_file(str(tmp_path / "ref" / "final" / "model.safetensors"))
     fin = load_file(str(out / "final" / "model.safetensors"))

@@ -202,7 +202,7 @@ def test_ctrl_c_marks_the_run_killed(small_preset, tmp_path, monkeypatch, capsys
         raise KeyboardInterrupt
 
     monkeypatch.setattr(sft.ContrastiveSFTTrainer, "training_step", interrupt)
-    code, _, _ = _main(
+    code, _, err = _main(
         [
             "train",
             "sft",
@@ -218,6 +218,10 @@ def test_ctrl_c_marks_the_run_killed(small_preset, tmp_path, monkeypatch, capsys
         capsys,
     )
     assert code == 130
+    assert (
+        err
+        == f"interrupted; to continue this training, run the same command with --resume latest --output {tmp_path / 'r'}\n"
+    )
     run = _store().get_run("k")
     assert run.status == "killed" and "Ctrl-C" in (run.error or "")
 

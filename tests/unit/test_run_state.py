@@ -99,14 +99,16 @@ def test_sigterm_and_sighup_are_recorded_as_killed_with_the_signal(tmp_path, sig
     assert not (tmp_path / "out" / ".rerankctl.lock").exists()
 
 
-def test_ctrl_c_says_how_to_resume(tmp_path):
+def test_ctrl_c_says_how_to_resume(tmp_path, capsys):
     session = _begin(tmp_path / "out")
     with pytest.raises(Interrupted) as exc, session.status():
         raise KeyboardInterrupt
-    assert exc.value.message == (
+    line = (
         f"interrupted; to continue this training, run the same command with "
         f"--resume latest --output {tmp_path / 'out'}"
     )
+    assert exc.value.message == line and exc.value.printed
+    assert capsys.readouterr().err == line + "\n"  # printed once, here: Typer would swallow it
     run = RunStore.open().get_run(session.run_id)
     assert run.status == "killed" and "Ctrl-C" in run.error
 
