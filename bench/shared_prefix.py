@@ -145,7 +145,9 @@ def main() -> None:
     for name in took:
         rate = args.docs * args.steps / took[name]
         print(f"  {name:9s} {rate:7.1f} pairs/s  {took['unshared'] / took[name]:.2f}x")
-    print(f"  max |score difference| {float((a - b).abs().max()):.2e}")
+    print(
+        f"  max |score difference| {float((a - b).abs().max()):.2e}, max |score| {float(a.abs().max()):.2f}"
+    )
 
 
 if __name__ == "__main__":
