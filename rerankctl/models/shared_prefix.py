@@ -315,7 +315,10 @@ def supports_shared_prefix(model: Any) -> str | None:
         return f"{type(lm).__name__} has no transformers config"
     if getattr(config, "use_sliding_window", False) and getattr(config, "sliding_window", None):
         return "the model uses sliding-window attention"
-    if getattr(config, "model_type", "") not in ("qwen3", "qwen2", "llama", "mistral", "qwen3_moe"):
+    # Only models whose forward passes a {layer type: mask} mapping through to the attention call
+    # can carry the packed layout; Llama, Mistral and Qwen3-MoE (transformers 5.24) build their own
+    # mask from it and crash ('dict' object has no attribute 'ndim', seen with SmolLM2 from GGUF).
+    if getattr(config, "model_type", "") not in ("qwen3", "qwen2"):
         return f"model type {config.model_type!r} is not verified for shared-prefix scoring"
     return None
 

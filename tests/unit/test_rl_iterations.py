@@ -238,11 +238,14 @@ def test_one_iteration_is_the_plain_on_policy_update(
     loss, stats = fn(logp, logp.detach(), adv, choice, **kw)
     loss.backward()
     assert stats["ratio_mean"] == 1.0 and trainer.last_stats["ratio_max"] == 1.0
-    assert got.keys() and all(
-        torch.allclose(got[n], p.grad, atol=1e-7, rtol=1e-5)
-        for n, p in model.named_parameters()
-        if p.grad is not None
+    # Not bit-equal: the trainer's step packs each group behind its shared prompt head (chunked
+    # by --chunk-size auto) while this replay scores the batch in one call, so floats are summed
+    # in another order (~1e-6 on gradients of ~0.1); a wrong update differs by orders more.
+    worst = max(
+        float((got[n] - p.grad).abs().max()) for n, p in model.named_parameters() if p.grad is not None
     )
+    scale = max(float(p.grad.abs().max()) for p in model.parameters() if p.grad is not None)
+    assert got.keys() and worst <= 1e-5 * max(1.0, scale)
 
 
 def test_num_iterations_reuses_rollouts_and_the_ratio_moves(
