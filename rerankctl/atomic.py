@@ -115,14 +115,20 @@ def apply_modes(root: str | os.PathLike) -> None:
                 os.chmod(path, fmode)
 
 
-def write_file(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically and durably (temp file, fsync, rename, fsync dir)."""
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
+    """Open a temp file next to ``path``; rename it over ``path`` only if the block succeeds.
+
+    The file is fsynced before the rename and the directory after it, so a crash leaves the old
+    file or the complete new one; its mode is what a plain ``open()`` would give (not 0600).
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_file(target)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        kwargs = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -130,8 +136,14 @@ def write_file(path: str | os.PathLike, data: bytes) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(target.parent)
-    return target
+    fsync_dir(target.parent)  # the rename itself survives a crash
+
+
+def write_file(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and durably (see :func:`atomic_writer`)."""
+    with atomic_writer(path, "wb") as handle:
+        handle.write(data)
+    return Path(path)
 
 
 def publish_dir(staged: str | os.PathLike, target: str | os.PathLike) -> Path:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from rerankctl.atomic import atomic_writer  # noqa: F401  (re-exported: data writers import it from here)
 from rerankctl.errors import DataError, NotFoundError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -288,29 +289,6 @@ def _iter_json(path: Path) -> Iterator[Row]:
 
 
 # ---------------------------------------------------------------------------------------------- writing
-
-
-@contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
-    """Open a temp file next to ``path``; rename it over ``path`` only if the block succeeds."""
-    from rerankctl.atomic import fsync_dir, temp_file
-
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp's 0600: the result gets the mode a plain open() would (0644 under umask 022).
-    fd, tmp = temp_file(target)
-    try:
-        kwargs = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
-        with os.fdopen(fd, mode, **kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(target.parent)  # the rename itself survives a crash
 
 
 _LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
