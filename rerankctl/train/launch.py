@@ -207,16 +207,16 @@ def relaunch_distributed(dist: Any, argv: list[str]) -> int:
             *accelerate_args(dist, devices, nproc, argv),
         ]
         return subprocess.call(cmd, env=env)
-    return _run_elastic(torchrun_args(dist, nproc, argv), env)
+    return _run_elastic(torchrun_args(dist, nproc, argv), env, nproc, nproc * dist.nnodes)
 
 
-def _run_elastic(args: list[str], env: dict[str, str]) -> int:
+def _run_elastic(args: list[str], env: dict[str, str], nproc: int, world: int) -> int:
     """torch's elastic agent in this process, with its failure report folded into one line."""
     import logging
 
     os.environ.clear()
     os.environ.update(env)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _nproc_of(args))))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
@@ -231,21 +231,9 @@ def _run_elastic(args: list[str], env: dict[str, str]) -> int:
         code = failure.exitcode if failure.exitcode and failure.exitcode > 0 else 1
         how = f"exit code {failure.exitcode}" if failure.exitcode >= 0 else f"signal {-failure.exitcode}"
         sys.stderr.write(
-            f"rerankctl: error: worker rank {rank} of {_world(args)} stopped ({how}); "
+            f"rerankctl: error: worker rank {rank} of {world} stopped ({how}); "
             "its own error is printed above\n"
             "  hint: RERANKCTL_DEBUG=1 shows each worker's traceback\n"
         )
         return code
     return 0
-
-
-def _nproc_of(args: list[str]) -> int:
-    for arg in args:
-        if arg.startswith("--nproc-per-node="):
-            return max(1, int(arg.split("=", 1)[1]))
-    return 1
-
-
-def _world(args: list[str]) -> int:
-    nnodes = next((int(a.split("=", 1)[1]) for a in args if a.startswith("--nnodes=")), 1)
-    return _nproc_of(args) * nnodes

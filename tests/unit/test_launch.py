@@ -47,3 +47,20 @@ def test_gpus_that_do_not_exist_are_refused_before_any_worker(monkeypatch, fake)
     monkeypatch.setenv("RERANKCTL_FAKE_GPUS", fake)
     with pytest.raises(UsageError, match=r"NVML sees .*asked for GPU (0, 1, )?2, 3"):
         parse_gpus("0,1,2,3")
+
+
+def test_a_failed_worker_is_one_error_line_not_the_agents_traceback(tmp_path, capfd, monkeypatch):
+    """The elastic agent's per-worker failure report is folded into one line with the worker's code."""
+    import os
+
+    from rerankctl.train.launch import _run_elastic
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # _run_elastic replaces the environment
+    script = tmp_path / "fail.py"
+    script.write_text("import sys\nprint('worker says why', file=sys.stderr)\nsys.exit(3)\n")
+    code = _run_elastic(["--nproc-per-node=2", "--standalone", str(script)], dict(os.environ), 2, 2)
+    err = capfd.readouterr().err
+    assert code == 3
+    assert "worker says why" in err  # each worker's own error stays visible
+    assert "of 2 stopped (exit code 3)" in err
+    assert "ChildFailedError" not in err and "Traceback" not in err
