@@ -16,6 +16,6 @@ DESCRIPTIONS = {
     "with it.",
     "deepspeed": "DeepSpeed ZeRO: zero2, zero3, zero2-offload, zero3-offload (built-in configs) or a "
     "DeepSpeed JSON file. Needs CUDA GPUs and the deepspeed package.",
-    "fsdp": "FSDP (PyTorch fully sharded data parallel): full shard, auto-wrap of the decoder layer class, "
-    "full state dict gathered at save.",
+    "fsdp": "FSDP2 (PyTorch fully sharded data parallel) through accelerate: full shard, auto-wrap of the "
+    "decoder layer class, full state dict at save. Needs CUDA GPUs (not yet tried on one).",
 }
