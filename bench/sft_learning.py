@@ -13,11 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sqlite3
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 CHILD = """
@@ -34,24 +30,12 @@ print("RESULT " + json.dumps({"baseline": r.baseline["ndcg@10"], "final": r.fina
 
 
 def run_seed(seed: int, threads: int) -> dict:
-    import json
 
     home = Path(tempfile.mkdtemp(prefix=f"rerankctl-bench-sft-{seed}-"))
     env = dict(os.environ, RERANKCTL_HOME=str(home), OMP_NUM_THREADS=str(threads))
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(seed)], env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if proc.returncode or line is None:
-        raise SystemExit(f"seed {seed} failed:\n{proc.stderr[-3000:]}")
-    out = json.loads(line.removeprefix("RESULT "))
-    db = sqlite3.connect(home / "runs.db")
-    curve = db.execute(
-        "SELECT step, value FROM metrics WHERE key = 'eval_ndcg@10' ORDER BY step, id"
-    ).fetchall()
-    out["curve"] = list(dict(curve).items())
-    out["wall"] = wall
-    return out
+    from _common import run_learning_child
+
+    return run_learning_child(CHILD, [str(seed)], home, env, "eval_ndcg@10", f"seed {seed}")
 
 
 def main() -> None:

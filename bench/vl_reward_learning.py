@@ -15,11 +15,8 @@ import argparse
 import json
 import os
 import platform
-import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 CHILD = """
@@ -46,26 +43,11 @@ def _value(text: str) -> object:
 def run_seed(seed: int, threads: int, overrides: dict) -> dict:
     home = Path(tempfile.mkdtemp(prefix=f"rerankctl-bench-vl-{seed}-"))
     env = dict(os.environ, RERANKCTL_HOME=str(home), OMP_NUM_THREADS=str(threads))
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(seed), json.dumps(overrides)],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=home,
+    from _common import run_learning_child
+
+    return run_learning_child(
+        CHILD, [str(seed), json.dumps(overrides)], home, env, "eval_accuracy", f"seed {seed}", cwd=home
     )
-    wall = time.perf_counter() - start
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if proc.returncode or line is None:
-        raise SystemExit(f"seed {seed} failed:\n{proc.stderr[-3000:]}")
-    out = json.loads(line.removeprefix("RESULT "))
-    db = sqlite3.connect(home / "runs.db")
-    curve = db.execute(
-        "SELECT step, value FROM metrics WHERE key = 'eval_accuracy' ORDER BY step, id"
-    ).fetchall()
-    out["curve"] = list(dict(curve).items())
-    out["wall"] = wall
-    return out
 
 
 def main() -> None:
