@@ -213,6 +213,7 @@ def relaunch_distributed(dist: Any, argv: list[str]) -> int:
 def _run_elastic(args: list[str], env: dict[str, str], nproc: int, world: int) -> int:
     """torch's elastic agent in this process, with its failure report folded into one line."""
     import logging
+    import signal
 
     os.environ.clear()
     os.environ.update(env)
@@ -222,6 +223,10 @@ def _run_elastic(args: list[str], env: dict[str, str], nproc: int, world: int) -
 
     for name in ("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    # The agent installs its own SIGTERM/SIGHUP/SIGINT handlers and leaves them behind; put ours back.
+    kept = {
+        sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+    }
     try:
         run(parse_args(args))
     except KeyboardInterrupt:
@@ -236,4 +241,7 @@ def _run_elastic(args: list[str], env: dict[str, str], nproc: int, world: int) -
             "  hint: RERANKCTL_DEBUG=1 shows each worker's traceback\n"
         )
         return code
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)
     return 0
