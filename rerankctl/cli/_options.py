@@ -284,6 +284,7 @@ def preflight(cfg: Any, specs: list[OptionSpec]) -> Any:
     Relative model/data paths come back resolved (``runs/x/final`` under $RERANKCTL_HOME).
     """
     from rerankctl.config.preflight import check_precision, check_ref
+    from rerankctl.config.trackers import check_trackers_installed
 
     updates: dict[str, Any] = {}
     unused = cfg.unused_fields() if hasattr(cfg, "unused_fields") else set()
@@ -294,6 +295,7 @@ def preflight(cfg: Any, specs: list[OptionSpec]) -> Any:
             checked = check_ref(value, spec.flags[0], spec.check, offline_hint=hint)
             if checked != value:
                 updates[spec.key] = checked
+    check_trackers_installed(getattr(cfg, "report_to", None) or [])
     dist = getattr(cfg, "distributed", None)
     check_precision(getattr(cfg, "bf16", False), getattr(cfg, "fp16", False), getattr(dist, "gpus", None))
     return cfg.model_copy(update=updates) if updates else cfg

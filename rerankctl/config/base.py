@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+
+from rerankctl.config.trackers import check_tracker_names
 
 # The help panels of the train commands (``cli_sections`` of the config classes name them).
 MODEL = "Model and memory"
@@ -107,5 +109,6 @@ def report_to_list(value: Any) -> Any:
     return value
 
 
-#: The trackers a run reports to: one list type in every config (a preset may still say ``"none"``).
-ReportTo = Annotated[list[str], BeforeValidator(report_to_list)]
+#: The trackers a run reports to: one list type in every config (a preset may still say ``"none"``);
+#: unknown names are refused here (config/trackers.py), missing packages by the pre-flight checks.
+ReportTo = Annotated[list[str], BeforeValidator(report_to_list), AfterValidator(check_tracker_names)]

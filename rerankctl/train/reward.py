@@ -230,6 +230,7 @@ def run_reward(
     from rerankctl.train.reward_eval import reward_metrics, score_dataset, write_reports
     from rerankctl.train.reward_store import RewardStoreCallback, progress_callback
     from rerankctl.train.run_state import begin_training
+    from rerankctl.train.trackers import attach_trackers
 
     if cfg.eval_only:
         return run_reward_eval(cfg, store_path=store_path)
@@ -280,6 +281,7 @@ def run_reward(
             center_rewards=cfg.center_rewards,
         )
         trainer.writer = writer
+        attach_trackers(trainer, writer)
         baseline: dict[str, float] = {}
         if eval_ds is not None and resume is None:
             baseline = _strip(trainer.evaluate_before_training())

@@ -150,6 +150,7 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
     from rerankctl.train.progress import progress_callbacks
     from rerankctl.train.rl import RLTrainer
     from rerankctl.train.rl_data import RLCollator
+    from rerankctl.train.trackers import attach_trackers
 
     if not cfg.sft_model and not cfg.base_model:
         raise UsageError(
@@ -226,6 +227,7 @@ def run_rl(cfg: RLConfig, console: Any = None, store_path: str | None = None) ->
             **dict(trainer_options(cfg), chunk_size=chunk_size),
         )
         trainer.remove_callback(PrinterCallback)
+        attach_trackers(trainer, writer)
         baseline, train_seconds = evaluate_then_train(trainer, prompt, eval_groups, cfg, writer, resume)
         final: dict[str, float] = {}
         if eval_groups:

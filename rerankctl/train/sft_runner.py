@@ -225,6 +225,7 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
     from rerankctl.train.callbacks import RunStoreCallback, SetEpochCallback
     from rerankctl.train.progress import progress_callbacks
     from rerankctl.train.sft import ContrastiveSFTTrainer
+    from rerankctl.train.trackers import attach_trackers
 
     quiet_libraries()
     check_attn_implementation(cfg.attn_implementation)
@@ -286,6 +287,7 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # our progress bar shows the logs; no raw dicts on stdout
+        attach_trackers(trainer, writer)
         baseline, train_seconds = evaluate_then_train(trainer, prompt, eval_groups, cfg, writer, resume)
         final_dir = trainer.save_final(output_dir / "final", extra=tokenizer.save_pretrained)
         final: dict[str, float] = {}

@@ -239,6 +239,7 @@ def run_vl_reward(
     from rerankctl.train.reward_store import RewardStoreCallback, progress_callback
     from rerankctl.train.run_state import begin_training
     from rerankctl.train.sft_runner import quiet_libraries
+    from rerankctl.train.trackers import attach_trackers
 
     quiet_libraries()  # no raw "Loading weights" / "Writing model shards" bars: our progress is the log
     if cfg.test_only:
@@ -298,6 +299,7 @@ def run_vl_reward(
             log_samples=cfg.log_samples,
             writer=writer,
         )
+        attach_trackers(trainer, writer)
         baseline = _strip(trainer.evaluate_before_training()) if not full_resume else {}
         trainer.train(resume_from_checkpoint=str(resume) if full_resume else None)
         final_dir = run_dir / "final_model"
