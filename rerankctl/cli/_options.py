@@ -52,6 +52,9 @@ class OptionSpec:
     alias_key: str | None = None
     repeatable: bool = False
     check: str | None = None  # model / dataset / resume: config/preflight.py checks the value
+    envvar: str | None = None  # an environment variable that sets the option too
+    bounds: dict[str, Any] = field(default_factory=dict)  # the field's ge/gt/le/lt (click range when asked)
+    ranged: bool = False  # check the bounds while click parses (commands built with ranges=True)
     own: bool = True  # declared by the command's own config class, not a shared base (listed first)
 
 
@@ -117,7 +120,9 @@ def option_specs(
             metavar=meta.get("metavar"),
             alias_key=meta.get("aliases", key.rsplit(".", 1)[-1]),
             check=meta.get("check"),
+            envvar=meta.get("envvar"),
             own=is_own,
+            bounds=_bounds(info),
         )
         if get_origin(annotation) is Literal:
             spec.choices = tuple(str(v) for v in get_args(annotation))
@@ -131,6 +136,25 @@ def option_specs(
     return specs
 
 
+def _bounds(info: Any) -> dict[str, Any]:
+    """A field's ``ge``/``le`` (and an int's ``gt``/``lt``) as click's ``min``/``max``.
+
+    Typer has no open ranges, so a float's ``gt``/``lt`` is left to pydantic (a config error).
+    """
+    out: dict[str, Any] = {}
+    is_int = _unwrap_optional(info.annotation) is int
+    for item in info.metadata:
+        if getattr(item, "ge", None) is not None:
+            out["min"] = item.ge
+        if getattr(item, "le", None) is not None:
+            out["max"] = item.le
+        if is_int and getattr(item, "gt", None) is not None:
+            out["min"] = item.gt + 1
+        if is_int and getattr(item, "lt", None) is not None:
+            out["max"] = item.lt - 1
+    return out
+
+
 def _choice_parser(spec: OptionSpec) -> Callable[[str], str]:
     """Parse a choice, accepting the seed tool's spellings (config/aliases.py) as their canonical names."""
 
@@ -140,7 +164,8 @@ def _choice_parser(spec: OptionSpec) -> Callable[[str], str]:
         name = canonical(spec.alias_key or "", value)
         if name in spec.choices:
             return name
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(spec.choices)}.")
+        what = spec.key.rsplit(".", 1)[-1].replace("_", " ")
+        raise typer.BadParameter(f"unknown {what} {value!r}; use one of {', '.join(spec.choices)}.")
 
     return parse
 
@@ -151,6 +176,8 @@ def _off_flag(spec: OptionSpec) -> str:
 
 def _typer_option(spec: OptionSpec) -> Any:
     kwargs: dict[str, Any] = {"help": spec.help, "rich_help_panel": spec.panel}
+    if spec.envvar:
+        kwargs.update(envvar=spec.envvar, show_envvar=True)
     if spec.annotation is bool:
         decls = [f"{spec.flags[0]}/{_off_flag(spec)}", *spec.flags[1:]]
         return typer.Option(*decls, **kwargs)
@@ -161,6 +188,8 @@ def _typer_option(spec: OptionSpec) -> Any:
         kwargs["autocompletion"] = lambda incomplete="": [c for c in spec.choices if c.startswith(incomplete)]
     else:
         kwargs["metavar"] = spec.metavar or _METAVARS.get(spec.annotation, "TEXT")
+        if spec.ranged and spec.annotation in (int, float):
+            kwargs.update(spec.bounds)
     if spec.repeatable:
         kwargs["help"] = f"{spec.help} Repeat the flag or separate with commas."
     return typer.Option(*spec.flags, **kwargs)
@@ -170,6 +199,8 @@ def _typer_option(spec: OptionSpec) -> Any:
 PANEL_ORDER = [
     None,
     "Options",
+    "What to evaluate",  # eval, eval reward
+    "Model and scoring",  # eval, rerank, serve (config/scoring.py)
     "Model and memory",
     "Data",
     "Loss",
@@ -227,6 +258,14 @@ def preset_parameter(command: str) -> inspect.Parameter:
     )
 
 
+def argument(name: str, annotation: Any, help: str) -> inspect.Parameter:
+    """A positional argument of a config command (``rerank``'s documents), passed to ``run`` by name."""
+    option = typer.Argument(help=help, show_default=False)
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[annotation | None, option]
+    )
+
+
 PRINT_CONFIG = inspect.Parameter(
     "print_config",
     inspect.Parameter.KEYWORD_ONLY,
@@ -243,14 +282,20 @@ class ConfigCommand(TyperCommand):
     flag_aliases: dict[str, str] = {}
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        out: list[str] = []
-        for i, arg in enumerate(args):
-            if arg == "--":
-                out.extend(args[i:])
-                break
-            flag, eq, value = arg.partition("=")
-            out.append(self.flag_aliases.get(flag, flag) + eq + value if flag.startswith("--") else arg)
-        return super().parse_args(ctx, out)
+        return super().parse_args(ctx, apply_flag_aliases(args, self.flag_aliases))
+
+
+def apply_flag_aliases(
+    args: list[str], aliases: dict[str, str], stop_words: set[str] | frozenset[str] = frozenset()
+) -> list[str]:
+    """``args`` with hidden older flag spellings replaced, up to ``--`` or a subcommand in ``stop_words``."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--" or arg in stop_words:
+            return out + list(args[i:])
+        flag, eq, value = arg.partition("=")
+        out.append(aliases.get(flag, flag) + eq + value if flag.startswith("--") else arg)
+    return out
 
 
 def _split_csv(values: list[str]) -> list[str]:
@@ -301,6 +346,79 @@ def preflight(cfg: Any, specs: list[OptionSpec]) -> Any:
     return cfg.model_copy(update=updates) if updates else cfg
 
 
+def _flag_errors(exc: Any, specs: list[OptionSpec]) -> Any:
+    """A config error about a field given as a flag names the flag (``--max-length``, not ``max_length``)."""
+    from rerankctl.errors import ConfigError
+
+    field = getattr(exc, "field", None)
+    spec = next((s for s in specs if s.key == field), None)
+    if spec is None:
+        return exc
+    if exc.message.endswith("Field required"):
+        return ConfigError(f"missing option '{spec.flags[0]}'", hint=f"{spec.flags[0]}: {spec.help}")
+    message = exc.message.replace(f"field '{field}': ", f"field '{field}' ({spec.flags[0]}): ")
+    return ConfigError(message, hint=exc.hint)
+
+
+def config_callback(
+    model: type,
+    *,
+    command: str,
+    run: Callable[..., None],
+    doc: str,
+    name: str,
+    finish: Callable[[Any, dict[str, Any]], Any] | None = None,
+    extra: tuple[inspect.Parameter, ...] = (),
+    presets: bool = True,
+    before: Callable[[typer.Context, dict[str, Any]], bool] | None = None,
+    ranges: bool = False,
+) -> tuple[Callable[..., None], list[OptionSpec], dict[str, str]]:
+    """The Typer callback of a config command, its option specs, and its hidden flag aliases.
+
+    ``presets=False`` leaves out ``--preset``/``--print-config`` (commands with no preset);
+    ``ranges=True`` has click check the fields' bounds (``ge=16`` -> ``--max-length 8`` is a usage
+    error naming the flag, and ``--help`` shows ``x>=16``);
+    ``before(ctx, values)`` returning True ends the callback before the config is built (a group
+    whose subcommand runs instead). ``run`` gets ``ctx=`` too when it names a ``ctx`` parameter.
+    """
+    specs = sorted(option_specs(model), key=_panel_rank)
+    for spec in specs:
+        spec.ranged = ranges
+    params = [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        *((preset_parameter(command), PRINT_CONFIG) if presets else ()),
+        *extra,
+        *(_parameter(s) for s in specs),
+    ]
+    wants_ctx = "ctx" in inspect.signature(run).parameters
+
+    def callback(ctx: typer.Context, **values: Any) -> None:
+        from rerankctl.config.presets import config_to_toml, resolve_config
+        from rerankctl.errors import ConfigError
+
+        if before is not None and before(ctx, values):
+            return
+        overrides = given_overrides(ctx, specs, values)
+        try:
+            cfg = resolve_config(model, preset=values.get("preset"), overrides=overrides, command=command)
+        except ConfigError as exc:
+            raise _flag_errors(exc, specs) from None
+        if finish is not None:
+            cfg = finish(cfg, overrides)
+        if values.get("print_config"):
+            typer.echo(config_to_toml(cfg), nl=False)
+            raise typer.Exit(0)
+        cfg = preflight(cfg, specs)
+        run(cfg, **{p.name: values[p.name] for p in extra}, **({"ctx": ctx} if wants_ctx else {}))
+
+    callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    callback.__doc__ = doc
+    callback.__name__ = name.replace("-", "_")
+    aliases = {old: s.flags[0] for s in specs for old in s.hidden}
+    aliases.update({old: _off_flag(s) for s in specs for old in s.hidden_off})
+    return callback, specs, aliases
+
+
 def register_config_command(
     app: typer.Typer,
     name: str,
@@ -311,39 +429,18 @@ def register_config_command(
     doc: str,
     finish: Callable[[Any, dict[str, Any]], Any] | None = None,
     extra: tuple[inspect.Parameter, ...] = (),
+    presets: bool = True,
+    ranges: bool = False,
 ) -> list[OptionSpec]:
     """Add ``name`` to ``app``: one option per field of ``model``, then ``run(cfg, **extra values)``.
 
     ``finish(cfg, overrides)`` may adjust the resolved config (size profiles, cross-flag checks)
     before ``--print-config`` prints it.
     """
-    specs = sorted(option_specs(model), key=_panel_rank)
-    params = [
-        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
-        preset_parameter(command),
-        PRINT_CONFIG,
-        *extra,
-        *(_parameter(s) for s in specs),
-    ]
-
-    def callback(ctx: typer.Context, **values: Any) -> None:
-        from rerankctl.config.presets import config_to_toml, resolve_config
-
-        overrides = given_overrides(ctx, specs, values)
-        cfg = resolve_config(model, preset=values["preset"], overrides=overrides, command=command)
-        if finish is not None:
-            cfg = finish(cfg, overrides)
-        if values["print_config"]:
-            typer.echo(config_to_toml(cfg), nl=False)
-            raise typer.Exit(0)
-        cfg = preflight(cfg, specs)
-        run(cfg, **{p.name: values[p.name] for p in extra})
-
-    callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    callback.__doc__ = doc
-    callback.__name__ = name.replace("-", "_")
-    aliases = {old: s.flags[0] for s in specs for old in s.hidden}
-    aliases.update({old: _off_flag(s) for s in specs for old in s.hidden_off})
+    callback, specs, aliases = config_callback(
+        model, command=command, run=run, doc=doc, name=name, finish=finish, extra=extra, presets=presets,
+        ranges=ranges,
+    )  # fmt: skip
     cls = type(f"{callback.__name__}_command", (ConfigCommand,), {"flag_aliases": aliases})
     app.command(name, cls=cls)(callback)
     return specs

@@ -12,12 +12,9 @@ Options that take several values accept them space-separated (``--endpoints a b 
 from __future__ import annotations
 
 import json
-from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
-
-from rerankctl.data.limits import DEFAULT_MAX_CHARS
 
 # Options whose values may follow them space-separated: `--endpoints a b c`.
 MULTI_VALUE_OPTIONS = ("--endpoints", "-e", "--datasets", "-d", "--model", "-m")
@@ -67,11 +64,16 @@ def split_commas(values: list[str] | None) -> list[str]:
 
 
 class EvalGroup(TyperGroup):
-    """The ``eval`` group: expands space-separated multi-values before Click parses them."""
+    """The ``eval`` group: older flag spellings, then space-separated multi-values, before Click parses."""
+
+    flag_aliases: dict[str, str] = {}  # the hidden spellings of EvalConfig's flags (set below)
 
     def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
-        args = canonical_flags(list(args), set(self.commands))
-        return super().parse_args(ctx, expand_multi_values(args, set(self.commands)))
+        from rerankctl.cli._options import apply_flag_aliases
+
+        stop = set(self.commands)
+        args = apply_flag_aliases(canonical_flags(list(args), stop), self.flag_aliases, stop)
+        return super().parse_args(ctx, expand_multi_values(args, stop))
 
 
 eval_app = typer.Typer(
@@ -82,19 +84,9 @@ eval_app = typer.Typer(
 
 
 def _parse_gpu_map(values: list[str] | None) -> dict[str, int] | None:
-    from rerankctl.errors import UsageError
+    from rerankctl.config.eval import parse_gpu_map
 
-    if not values:
-        return None
-    out: dict[str, int] = {}
-    for item in split_commas(values):
-        model, sep, gpu = item.rpartition("=")
-        if not sep or not model or not gpu.strip().isdigit():
-            raise UsageError(
-                f"--gpu-map {item!r}: expected MODEL_DIR=GPU_INDEX", hint="e.g. --gpu-map runs/a/final=0"
-            )
-        out[model] = int(gpu)
-    return out
+    return parse_gpu_map(values)
 
 
 def _list_datasets(as_json: bool) -> None:
@@ -116,221 +108,57 @@ def _list_datasets(as_json: bool) -> None:
     typer.echo(f"all ({len(GROUPS['all'])} tasks): every task above")
 
 
-@eval_app.callback(invoke_without_command=True)
-def eval_main(
-    ctx: typer.Context,
-    endpoints: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--endpoints",
-            "-e",
-            help="Rerank endpoint URL(s), e.g. http://127.0.0.1:9997.",
-            show_default=False,
-        ),
-    ] = None,
-    model: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model", "-m", help="Local model dir(s) scored in-process, no server.", show_default=False
-        ),
-    ] = None,
-    datasets: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--datasets",
-            "-d",
-            help="Groups (chinese, english, multilingual, other, code, all) or MTEB task names. Default: chinese.",
-            show_default=False,
-        ),
-    ] = None,
-    input_path: Annotated[
-        str | None,
-        typer.Option(
-            "--input",
-            "-i",
-            help="A rerank-format JSONL/Parquet/CSV file instead of MTEB.",
-            show_default=False,
-        ),
-    ] = None,
-    list_datasets: Annotated[
-        bool,
-        typer.Option(
-            "--list-datasets", help="Print the groups, their tasks, languages and main scores, and exit."
-        ),
-    ] = False,
-    model_workers: Annotated[
-        int,
-        typer.Option(
-            "--model-workers", help="Models evaluated at the same time (endpoints: one process each)."
-        ),
-    ] = 2,
-    batch_size: Annotated[
-        int,
-        typer.Option(
-            "--batch-size", help="Documents per request (endpoints) or per forward pass (local models)."
-        ),
-    ] = 32,
-    max_concurrency: Annotated[
-        int, typer.Option("--max-concurrency", help="Requests in flight per endpoint.")
-    ] = 8,
-    proxy: Annotated[
-        str | None,
-        typer.Option(
-            "--proxy",
-            help="HTTP(S) proxy for dataset downloads (loopback and the endpoints bypass it).",
-            show_default=False,
-        ),
-    ] = None,
-    instruction: Annotated[
-        str | None,
-        typer.Option(
-            "--instruction",
-            help="Instruction for every query (default: the model's/server's).",
-            show_default=False,
-        ),
-    ] = None,
-    max_samples: Annotated[
-        int | None,
-        typer.Option(
-            "--max-samples", help="Evaluate only the first N queries of each task split.", show_default=False
-        ),
-    ] = None,
-    max_chars: Annotated[
-        int,
-        typer.Option(
-            "--max-chars", help="Characters kept per query/document of --input before tokenising (0 = all)."
-        ),
-    ] = DEFAULT_MAX_CHARS,
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Directory for eval.json / eval.md (default: under the rerankctl home).",
-            show_default=False,
-        ),
-    ] = None,
-    two_stage: Annotated[
-        bool,
-        typer.Option(
-            "--two-stage",
-            help="Retrieve top-k with an embedding model first, then rerank (retrieval tasks, nDCG@10).",
-        ),
-    ] = False,
-    embedding_endpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--embedding-endpoint",
-            help="OpenAI-style /v1/embeddings URL for --two-stage.",
-            show_default=False,
-        ),
-    ] = None,
-    embedding_model: Annotated[
-        str | None,
-        typer.Option(
-            "--embedding-model",
-            help="Local sentence-transformers model dir for --two-stage.",
-            show_default=False,
-        ),
-    ] = None,
-    embedding_name: Annotated[
-        str | None,
-        typer.Option(
-            "--embedding-name", help="The 'model' field sent to --embedding-endpoint.", show_default=False
-        ),
-    ] = None,
-    top_k: Annotated[
-        int, typer.Option("--top-k", help="First-stage candidates per query for --two-stage.")
-    ] = 100,
-    plot: Annotated[
-        bool, typer.Option("--plot", help="Also write eval.png, a bar chart (needs matplotlib).")
-    ] = False,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key", envvar="RERANKCTL_API_KEY", help="Bearer key for the endpoints.", show_default=False
-        ),
-    ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 60.0,
-    max_length: Annotated[
-        int,
-        typer.Option(
-            "--max-length",
-            min=16,
-            help="Prompt token limit of local --model rerankers (the document is cut first).",
-        ),
-    ] = 1024,
-    device: Annotated[
-        str | None,
-        typer.Option(
-            "--device",
-            help="Device for local models (cpu, cuda, cuda:1); default: first GPU.",
-            show_default=False,
-        ),
-    ] = None,
-    quantize: Annotated[
-        str,
-        typer.Option(
-            "--quantize",
-            help="none, or int8: dynamic int8 linear layers (CPU, ~2x faster; scores drift: check with eval parity).",
-        ),
-    ] = "none",
-    gpu_map: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--gpu-map", help="Pin local models to GPUs: DIR=INDEX (repeatable).", show_default=False
-        ),
-    ] = None,
-    max_models_per_gpu: Annotated[
-        int, typer.Option("--max-models-per-gpu", help="Local models loaded on one GPU at a time.")
-    ] = 1,
-    no_store: Annotated[
-        bool, typer.Option("--no-store", help="Do not record the results in the run store.")
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the JSON report on stdout instead of the table.")
-    ] = False,
-) -> None:
-    """Evaluate rerankers (endpoints, local models) on MTEB reranking tasks or a local file.
+DOC = """Evaluate rerankers (endpoints, local models) on MTEB reranking tasks or a local file.
 
-    MTEB tasks run through the mteb package's own data and scoring (main scores match the leaderboard).
-    Models run in parallel; results go to eval.json, eval.md and the run store.
+MTEB tasks run through the mteb package's own data and scoring (main scores match the leaderboard).
+Models run in parallel; results go to eval.json, eval.md and the run store.
 
-    [bold]Examples[/bold]
+[bold]Examples[/bold]
 
-    rerankctl eval --endpoints http://127.0.0.1:9997 http://127.0.0.1:9998 --datasets chinese
+rerankctl eval --endpoints http://127.0.0.1:9997 http://127.0.0.1:9998 --datasets chinese
 
-    rerankctl eval --model runs/my-run/final --input dev.jsonl
+rerankctl eval --model runs/my-run/final --input dev.jsonl --baseline
 
-    rerankctl eval -e URL --two-stage --embedding-endpoint http://127.0.0.1:8000 --top-k 100
-    """
-    if ctx.invoked_subcommand is not None:
+rerankctl eval -e URL --two-stage --embedding-endpoint http://127.0.0.1:8000 --top-k 100
+"""
+
+
+def run(cfg, ctx: typer.Context) -> None:  # type: ignore[no-untyped-def]
+    """The rerank evaluation ``cfg`` (an :class:`~rerankctl.config.eval.EvalConfig`) describes."""
+    if cfg.list_datasets:
+        _list_datasets(cfg.as_json)
         return
-    if list_datasets:
-        _list_datasets(as_json)
-        return
-    if not endpoints and not model:
+    if not cfg.endpoints and not cfg.models:
         typer.echo(ctx.get_help())
         raise typer.Exit(2)
 
     from rerankctl.config.preflight import check_ref
-    from rerankctl.eval.runner import EvalOptions, apply_proxy
+    from rerankctl.eval.runner import apply_proxy
+    from rerankctl.models.quantize import check_quantize
 
     # Before any import or run row: a missing model dir is one line and leaves no failed run behind.
-    models = [check_ref(m, "--model") for m in split_commas(model)]
-
+    models = [check_ref(m, "--model") for m in cfg.models]
+    cfg.gpu_placements  # noqa: B018 - a malformed --gpu-map is refused before anything runs
+    check_quantize(cfg.quantize, cfg.device)
     # Before anything imports mteb/datasets/huggingface_hub, which read the proxy at import.
-    apply_proxy(proxy, split_commas(endpoints) + ([embedding_endpoint] if embedding_endpoint else []))
-    opts = EvalOptions(
-        endpoints=split_commas(endpoints), models=models, datasets=split_commas(datasets),
-        input=input_path, model_workers=model_workers, batch_size=batch_size, max_concurrency=max_concurrency,
-        instruction=instruction, max_samples=max_samples, max_chars=max_chars, max_length=max_length, output=output, two_stage=two_stage,
-        embedding_endpoint=embedding_endpoint, embedding_model=embedding_model, embedding_name=embedding_name,
-        top_k=top_k, plot=plot, api_key=api_key, timeout=timeout, device=device, gpu_map=_parse_gpu_map(gpu_map),
-        max_models_per_gpu=max_models_per_gpu, proxy=proxy, store=not no_store,
-        quantize=_check_quantize(quantize, device),
+    apply_proxy(cfg.proxy, cfg.endpoints + ([cfg.embedding_endpoint] if cfg.embedding_endpoint else []))
+    _run(cfg.model_copy(update={"models": models}), cfg.as_json)
+
+
+def _install() -> None:
+    """``eval``'s own options: the fields of EvalConfig (cli/_options.py builds them)."""
+    from rerankctl.cli._options import config_callback
+    from rerankctl.config.eval import EvalConfig
+
+    callback, _specs, aliases = config_callback(
+        EvalConfig, command="eval", run=run, doc=DOC, name="eval", presets=True, ranges=True,
+        before=lambda ctx, values: ctx.invoked_subcommand is not None,
     )  # fmt: skip
-    _run(opts, as_json)
+    EvalGroup.flag_aliases = aliases
+    eval_app.callback(invoke_without_command=True)(callback)
+
+
+_install()
 
 
 def _run(opts, as_json: bool) -> None:  # type: ignore[no-untyped-def]
@@ -373,9 +201,3 @@ def register(app: typer.Typer) -> None:
             module.register(eval_app)
             _registered.add(name)
     app.add_typer(eval_app, name="eval")
-
-
-def _check_quantize(mode: str, device: str | None) -> str | None:
-    from rerankctl.models.quantize import check_quantize
-
-    return check_quantize(mode, device)

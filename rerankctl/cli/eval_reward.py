@@ -1,54 +1,39 @@
 """`rerankctl eval reward`: preference accuracy and reward statistics of a trained reward model.
 
-Hooked into the `eval` group by ``register(eval_app)``.
+Its options are the fields of :class:`rerankctl.config.eval.EvalRewardConfig` (cli/_options.py
+builds them). Hooked into the `eval` group by ``register(eval_app)``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
+DOC = "Win rate, Kendall's tau, reward statistics, margin and length correlation; JSON + Markdown + PNG."
 
-def eval_reward(
-    model: Annotated[
-        str, typer.Option(help="Reward model directory (a `train reward` final_model/ or checkpoint).")
-    ],
-    data: Annotated[str, typer.Option(help="Preference pairs: JSONL/Parquet/CSV file or hub name.")],
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Where the reports go.")] = None,
-    dataset_format: Annotated[
-        str | None, typer.Option(help="Convert the file from hh-rlhf, rm-static, ...")
-    ] = None,
-    batch: Annotated[int, typer.Option("--batch-size", "--batch", help="Pairs per batch.")] = 16,
-    max_length: Annotated[int, typer.Option(help="Prompt + response token limit.")] = 1024,
-    frac: Annotated[float, typer.Option(help="Evaluate a random fraction of the pairs.")] = 1.0,
-    max_samples: Annotated[int | None, typer.Option(help="At most this many pairs.")] = None,
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip malformed records.")] = False,
-    run_name: Annotated[str | None, typer.Option(help="Run name in the run store.")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
-) -> None:
-    """Win rate, Kendall's tau, reward statistics, margin and length correlation; JSON + Markdown + PNG."""
+
+def eval_reward(cfg) -> None:  # type: ignore[no-untyped-def]
+    """Evaluate the reward model ``cfg.model`` on the pairs of ``cfg.data``."""
     from rerankctl.config.preflight import check_ref
     from rerankctl.config.reward import RewardConfig
 
-    model = check_ref(model, "--model")  # before torch and before a run row is opened
-    data = check_ref(data, "--data", "dataset")
+    model = check_ref(cfg.model, "--model")  # before torch and before a run row is opened
+    data = check_ref(cfg.data, "--data", "dataset")
     from rerankctl.train.reward import run_reward_eval
 
-    cfg = RewardConfig(
+    reward_cfg = RewardConfig(
         eval_only=True,
         model_path=model,
         eval_dataset=data,
-        dataset_format=dataset_format,
-        eval_batch=batch,
-        max_length=max_length,
-        frac=frac,
-        max_samples=max_samples,
-        skip_invalid=skip_invalid,
-        run_name=run_name,
+        dataset_format=cfg.dataset_format,
+        eval_batch=cfg.batch_size,
+        max_length=cfg.max_length,
+        frac=cfg.frac,
+        max_samples=cfg.max_samples,
+        skip_invalid=cfg.skip_invalid,
+        run_name=cfg.run_name,
     )
-    result = run_reward_eval(cfg, output=output)
-    if json_output:
+    result = run_reward_eval(reward_cfg, output=cfg.output)
+    if cfg.as_json:
         import json
 
         typer.echo(
@@ -63,4 +48,9 @@ def eval_reward(
 
 
 def register(eval_app: typer.Typer) -> None:
-    eval_app.command("reward")(eval_reward)
+    from rerankctl.cli._options import register_config_command
+    from rerankctl.config.eval import EvalRewardConfig
+
+    register_config_command(
+        eval_app, "reward", EvalRewardConfig, command="eval reward", run=eval_reward, doc=DOC, ranges=True
+    )

@@ -2,91 +2,63 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
+from rerankctl.cli._options import argument
 
-def export(
-    checkpoint: Annotated[
-        str | None, typer.Argument(help="A training run's final/ or checkpoint-N/ directory.")
-    ] = None,
-    *,
-    output: Annotated[str, typer.Option("--output", "-o", help="Directory to write.")],
-    merge_lora: Annotated[
-        bool, typer.Option("--merge-lora", help="Merge the LoRA adapter into the base weights.")
-    ] = False,
-    to: Annotated[
-        str, typer.Option("--to", help="causal-lm (default) or seq-cls (vLLM/TEI/Infinity/CrossEncoder).")
-    ] = "causal-lm",
-    base_model: Annotated[
-        str | None, typer.Option(help="Base model, when the adapter's recorded path moved.")
-    ] = None,
-    from_gguf: Annotated[
-        str | None,
-        typer.Option(
-            "--from-gguf",
-            help="Import a GGUF file (dequantised to fp32) as a plain Hugging Face model directory.",
-        ),
-    ] = None,
-    max_length: Annotated[
-        int | None,
-        typer.Option(
-            help="Token limit written into the export (default: the training run's max_length, else 512)."
-        ),
-    ] = None,
-    instruction: Annotated[
-        str | None, typer.Option(help="Default instruction of the export's chat template (seq-cls).")
-    ] = None,
-) -> None:
-    """Export a trained reranker as a standalone model directory (or import a GGUF model)."""
+DOC = "Export a trained reranker as a standalone model directory (or import a GGUF model)."
+
+#: The checkpoint, as an argument (the only parameter not in ExportConfig: it is positional).
+CHECKPOINT = argument("checkpoint", str, "A training run's final/ or checkpoint-N/ directory.")
+
+
+def export(cfg, checkpoint: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Merge/convert ``checkpoint`` (or import ``cfg.from_gguf``) into ``cfg.output``."""
     from rerankctl.errors import UsageError
 
-    if from_gguf is not None:
-        if checkpoint is not None or merge_lora or to != "causal-lm":
+    if cfg.from_gguf is not None:
+        if checkpoint is not None or cfg.merge_lora or cfg.to != "causal-lm":
             raise UsageError(
                 "--from-gguf takes no checkpoint, --merge-lora or --to",
                 hint="rerankctl export --from-gguf FILE.gguf -o DIR",
             )
-        if not from_gguf.lower().endswith(".gguf"):
+        if not cfg.from_gguf.lower().endswith(".gguf"):
             raise UsageError(
-                f"--from-gguf {from_gguf}: not a .gguf file", hint="give the path of a .gguf file"
+                f"--from-gguf {cfg.from_gguf}: not a .gguf file", hint="give the path of a .gguf file"
             )
         from rerankctl.models.loading import import_gguf
 
-        path = import_gguf(from_gguf, output)
+        path = import_gguf(cfg.from_gguf, cfg.output)
         typer.echo(f"wrote Hugging Face model to {path} (use it as --model {path})")
         return
     if checkpoint is None:
         raise UsageError(
             "missing CHECKPOINT", hint="rerankctl export CHECKPOINT -o DIR --merge-lora, or --from-gguf FILE"
         )
-
-    if to not in ("causal-lm", "seq-cls"):
-        raise UsageError(f"--to {to}: unknown target", hint="use causal-lm or seq-cls")
     from rerankctl.config.preflight import check_ref
 
     # before torch: a missing checkpoint is one line; runs/my-run/final is found from any directory
     checkpoint = check_ref(checkpoint, "CHECKPOINT")
-    if base_model is not None:
-        base_model = check_ref(base_model, "--base-model")
-    if max_length is not None and max_length < 64:
-        raise UsageError(f"--max-length {max_length}: too short", hint="use 64 or more")
-    if to == "seq-cls":
+    base_model = check_ref(cfg.base_model, "--base-model") if cfg.base_model is not None else None
+    if cfg.to == "causal-lm" and not cfg.merge_lora:
+        raise UsageError("nothing to do", hint="add --merge-lora, or --to seq-cls")
+    options = {"base_model": base_model, "max_length": cfg.max_length, "instruction": cfg.instruction}
+    if cfg.to == "seq-cls":
         from rerankctl.models.export import to_seq_cls
 
-        path = to_seq_cls(
-            checkpoint, output, base_model=base_model, max_length=max_length, instruction=instruction
-        )
+        path = to_seq_cls(checkpoint, cfg.output, **options)
         typer.echo(f"wrote sequence-classification reranker to {path} (score = logit_yes - logit_no)")
         return
-    if not merge_lora:
-        raise UsageError("nothing to do", hint="add --merge-lora, or --to seq-cls")
-    from rerankctl.models.export import merge_lora as do_merge
+    from rerankctl.models.export import merge_lora
 
-    path = do_merge(checkpoint, output, base_model=base_model, max_length=max_length, instruction=instruction)
+    path = merge_lora(checkpoint, cfg.output, **options)
     typer.echo(f"wrote merged model to {path}")
 
 
 def register(app: typer.Typer) -> None:
-    app.command("export")(export)
+    from rerankctl.cli._options import register_config_command
+    from rerankctl.config.rerank import ExportConfig
+
+    register_config_command(
+        app, "export", ExportConfig, command="export", run=export, doc=DOC, extra=(CHECKPOINT,), ranges=True
+    )

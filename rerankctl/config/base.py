@@ -48,6 +48,7 @@ def cli(
     prefix: str | None = None,
     check: str | None = None,
     expose: bool = True,
+    envvar: str | None = None,
 ) -> dict[str, Any]:
     """A field's command-line spelling, where the default one (``n_docs`` -> ``--n-docs``) will not do.
 
@@ -65,6 +66,8 @@ def cli(
         check: ``model``, ``dataset`` or ``resume``: the value is a path or Hub id that
             config/preflight.py checks before anything heavy loads.
         expose: False for preset-only fields (size tables and the like).
+        envvar: an environment variable that sets the option too (shown in ``--help``), for
+            secrets that should not sit in the shell history (``RERANKCTL_API_KEY``).
     """
     spec: dict[str, Any] = {}
     if flags:
@@ -85,6 +88,8 @@ def cli(
         spec["check"] = check
     if not expose:
         spec["expose"] = False
+    if envvar:
+        spec["envvar"] = envvar
     return {"cli": spec}
 
 

@@ -10,12 +10,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from rerankctl.data.limits import DEFAULT_MAX_CHARS
+from rerankctl.config.eval import EvalConfig
 from rerankctl.errors import RerankctlError, UsageError
 
 log = logging.getLogger(__name__)
@@ -23,37 +23,8 @@ log = logging.getLogger(__name__)
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
-@dataclass
-class EvalOptions:
-    """Every ``rerankctl eval`` flag (see the CLI help for each)."""
-
-    endpoints: list[str] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)
-    datasets: list[str] = field(default_factory=list)
-    input: str | None = None
-    model_workers: int = 2
-    batch_size: int = 32
-    max_concurrency: int = 8
-    instruction: str | None = None
-    max_samples: int | None = None
-    max_chars: int = DEFAULT_MAX_CHARS
-    max_length: int = 1024  # prompt token limit of local models (--model), as serve and eval reward have
-    output: str | None = None
-    two_stage: bool = False
-    embedding_endpoint: str | None = None
-    embedding_model: str | None = None
-    embedding_name: str | None = None
-    top_k: int = 100
-    plot: bool = False
-    api_key: str | None = None
-    timeout: float = 60.0
-    retries: int = 3
-    device: str | None = None
-    quantize: str | None = None
-    gpu_map: dict[str, int] | None = None
-    max_models_per_gpu: int = 1
-    proxy: str | None = None
-    store: bool = True
+#: Every ``rerankctl eval`` flag, as a config model (config/eval.py declares and documents each).
+EvalOptions = EvalConfig
 
 
 @dataclass
@@ -98,6 +69,11 @@ def validate(opts: EvalOptions) -> None:
     if opts.two_stage and not (opts.embedding_endpoint or opts.embedding_model):
         raise UsageError(
             "--two-stage needs a first stage", hint="add --embedding-endpoint URL or --embedding-model DIR"
+        )
+    if opts.baseline and not (opts.input or opts.two_stage):
+        raise UsageError(
+            "--baseline needs the first stage's order, which MTEB reranking tasks do not carry",
+            hint="use --input FILE (its scores, else its docs order) or --two-stage",
         )
     if opts.embedding_endpoint and opts.embedding_model:
         raise UsageError("give either --embedding-endpoint or --embedding-model, not both")
@@ -159,14 +135,16 @@ def check_endpoint(client: Any, endpoint: str) -> None:
 def build_local(opts: EvalOptions, path: str, device: str | None = None) -> Any:
     from rerankctl.models.reranker import Qwen3Reranker
 
-    if opts.quantize:
+    if opts.quantize_mode:
         device = "cpu"
     return Qwen3Reranker(
         path,
         device=device or opts.device,
+        dtype=opts.dtype,
         instruction=opts.instruction,
-        quantize=opts.quantize,
+        quantize=opts.quantize_mode,
         max_length=opts.max_length,
+        shared_prefix=opts.shared_prefix,
     )
 
 
@@ -218,8 +196,7 @@ def run_eval(opts: EvalOptions, progress: Callable[[str], None] = _echo) -> Eval
         from rerankctl.store import RunStore
 
         store = RunStore.open()
-        config = {k: v for k, v in asdict(opts).items() if k not in ("api_key", "proxy")}
-        writer = store.create_run(kind="eval", config=config, output_dir=opts.output)
+        writer = store.create_run(kind="eval", config=opts.recorded(), output_dir=opts.output)
     run_id = writer.id if writer else None
     rows: list[Any] = []
 
@@ -253,7 +230,7 @@ def run_eval(opts: EvalOptions, progress: Callable[[str], None] = _echo) -> Eval
                 multi.errors.update(part.errors)
             if balance:
                 part = evaluate_with_gpu_balance(
-                    opts.models, tasks, gpu_map=opts.gpu_map, max_models_per_gpu=opts.max_models_per_gpu,
+                    opts.models, tasks, gpu_map=opts.gpu_placements, max_models_per_gpu=opts.max_models_per_gpu,
                     batch_size=opts.batch_size, max_samples=opts.max_samples, instruction=opts.instruction,
                     loader=lambda path, device: build_local(opts, path, device), on_result=record,
                 )  # fmt: skip
