@@ -324,25 +324,79 @@ def plot(
 class ExportFormat(str, Enum):
     csv = "csv"
     json = "json"
+    tensorboard = "tensorboard"
+    mlflow = "mlflow"
+
+
+def _export_to_tracker(store, r, fmt: ExportFormat, output: Path | None, experiment: str | None) -> None:
+    """`runs export --format tensorboard|mlflow`: the run's curves into a tracker's own files."""
+    from rerankctl.config.trackers import check_trackers_installed, default_mlflow_env
+    from rerankctl.errors import UsageError
+
+    check_trackers_installed([fmt.value], flag="--format")
+    if fmt is ExportFormat.tensorboard:
+        if output is None:
+            raise UsageError(
+                "--format tensorboard needs --output DIR (the event files' directory)",
+                hint=f"rerankctl runs export {r.name} -f tensorboard -o tb/{r.name}; then tensorboard --logdir tb",
+            )
+        from rerankctl.store.export_trackers import write_tensorboard
+
+        path, n = write_tensorboard(store, r, output)
+        typer.echo(f"wrote {n} scalars to {path}", err=True)
+        return
+    from rerankctl.store.export_trackers import write_mlflow
+
+    env = dict(os.environ)
+    if output is not None:  # a local file store; a server or database comes from MLFLOW_TRACKING_URI
+        env["MLFLOW_TRACKING_URI"] = output.resolve().as_uri()
+    uri = default_mlflow_env(env)
+    if "MLFLOW_ALLOW_FILE_STORE" in env:  # MLflow 3 reads it from the process environment
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", env["MLFLOW_ALLOW_FILE_STORE"])
+    run_id, n = write_mlflow(store, r, uri, experiment or env.get("MLFLOW_EXPERIMENT_NAME"))
+    typer.echo(f"wrote {n} metric values to MLflow run {run_id} in {uri}", err=True)
 
 
 def export(
     run: RunArg,
     fmt: Annotated[
-        ExportFormat, typer.Option("--format", "-f", help="csv (metrics) or json (everything).")
+        ExportFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="csv (metrics), json (everything), tensorboard (event files) or mlflow (a run in an MLflow store).",
+        ),
     ] = ExportFormat.csv,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file (default: stdout); tensorboard: the event files' directory; "
+            "mlflow: a local store directory (default: $MLFLOW_TRACKING_URI, else $RERANKCTL_HOME/mlruns).",
+        ),
     ] = None,
     wide: Annotated[
         bool, typer.Option("--wide", help="CSV with one row per step and one column per metric.")
     ] = False,
+    experiment: Annotated[
+        str | None,
+        typer.Option("--experiment", help="mlflow: the experiment to create the run in (default: Default)."),
+    ] = None,
 ) -> None:
-    """Export a run's metrics as CSV, or everything logged about it as JSON."""
+    """Export a run's metrics as CSV, everything logged about it as JSON, or its curves to TensorBoard/MLflow."""
+    from rerankctl.errors import UsageError
     from rerankctl.store.export import write_csv, write_json
 
+    if wide and fmt is not ExportFormat.csv:
+        raise UsageError("--wide is for --format csv", hint="drop --wide")
+    if experiment and fmt is not ExportFormat.mlflow:
+        raise UsageError("--experiment is for --format mlflow", hint="drop --experiment")
     with _store() as store:
         r = store.get_run(run)
+        if fmt in (ExportFormat.tensorboard, ExportFormat.mlflow):
+            _export_to_tracker(store, r, fmt, output, experiment)
+            return
 
         def write(fh) -> int:
             if fmt is ExportFormat.csv:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Any
 
+from rerankctl import paths
 from rerankctl.errors import ConfigError
 
 #: name -> (modules any one of which serves it, the pip command that installs one).
@@ -74,3 +76,20 @@ def check_trackers_installed(names: list[str], flag: str = "--report-to") -> Non
                 f"MLFLOW_TRACKING_URI={uri} needs SQLAlchemy, which mlflow-skinny does not install",
                 hint="pip install mlflow (the full package), or use a local file store: MLFLOW_TRACKING_URI=file:./mlruns",
             )
+
+
+def default_mlflow_env(environ: Any = None) -> str:
+    """MLflow's tracking URI (default: a file store in ``$RERANKCTL_HOME/mlruns``), set in ``environ``.
+
+    MLflow 3 defaults to ``sqlite:///mlflow.db`` in the current directory, which mlflow-skinny cannot
+    open (no SQLAlchemy), and refuses its file backend (in maintenance mode) unless
+    ``MLFLOW_ALLOW_FILE_STORE`` is set: set here for file stores only, never over the user's value.
+    """
+    env = os.environ if environ is None else environ
+    uri = env.get("MLFLOW_TRACKING_URI") or ""
+    if not uri:
+        uri = (paths.home() / "mlruns").resolve().as_uri()
+        env["MLFLOW_TRACKING_URI"] = uri
+    if (uri.startswith("file:") or "://" not in uri) and "MLFLOW_ALLOW_FILE_STORE" not in env:
+        env["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    return uri

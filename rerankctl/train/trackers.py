@@ -25,19 +25,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rerankctl import paths
-
-
-def default_mlflow_env(environ: Any = None) -> str:
-    """Set the MLflow tracking defaults described in the module docstring; return the URI."""
-    env = os.environ if environ is None else environ
-    uri = env.get("MLFLOW_TRACKING_URI") or ""
-    if not uri:
-        uri = (paths.home() / "mlruns").resolve().as_uri()
-        env["MLFLOW_TRACKING_URI"] = uri
-    if (uri.startswith("file:") or "://" not in uri) and "MLFLOW_ALLOW_FILE_STORE" not in env:
-        env["MLFLOW_ALLOW_FILE_STORE"] = "true"
-    return uri
+from rerankctl.config.trackers import default_mlflow_env
 
 
 def mlflow_callback(writer: Any) -> Any:
