@@ -51,7 +51,7 @@ class OptionSpec:
     choices: tuple[str, ...] = ()
     alias_key: str | None = None
     repeatable: bool = False
-    check: str | None = None  # model / dataset / resume: config/preflight.py checks the value
+    check: str | None = None  # model / dataset / resume / processor: checked before the run (preflight)
     envvar: str | None = None  # an environment variable that sets the option too
     bounds: dict[str, Any] = field(default_factory=dict)  # the field's ge/gt/le/lt (click range when asked)
     ranged: bool = False  # check the bounds while click parses (commands built with ranges=True)
@@ -334,7 +334,13 @@ def preflight(cfg: Any, specs: list[OptionSpec]) -> Any:
     updates: dict[str, Any] = {}
     unused = cfg.unused_fields() if hasattr(cfg, "unused_fields") else set()
     for spec in specs:
-        if spec.check and "." not in spec.key and spec.key not in unused:
+        if spec.check == "processor":
+            value = getattr(cfg, spec.key)
+            if value is not None:  # imported now: a bad FILE:CLASS fails before torch and the run
+                from rerankctl.data.processor import load_processor
+
+                updates[spec.key] = load_processor(value, spec.flags[0]).spec
+        elif spec.check and "." not in spec.key and spec.key not in unused:
             value = getattr(cfg, spec.key)
             hint = " (`builtin:tiny-qwen3` is a built-in model)" if spec.check == "model" else ""
             checked = check_ref(value, spec.flags[0], spec.check, offline_hint=hint)

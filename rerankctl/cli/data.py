@@ -13,6 +13,21 @@ from typing import Annotated
 import typer
 
 KIND_HELP = "Data kind: rerank, preference or vl (default: detected from the first record)."
+# The same text as the train commands' --processor (data/processor.py holds it; pure Python).
+PROCESSOR_HELP = (
+    "FILE:CLASS: a Python file and the class (or function) in it that turns each record into "
+    "rerankctl's format (None drops it); every record is read through it. See data/processor.py."
+)
+Processor = Annotated[str | None, typer.Option("--processor", metavar="FILE:CLASS", help=PROCESSOR_HELP)]
+
+
+def _load(processor: str | None):
+    """The processor loaded now, so a bad FILE:CLASS fails before any data is read."""
+    if processor is None:
+        return None
+    from rerankctl.data.processor import load_processor
+
+    return load_processor(processor)
 
 
 def _print_json(obj: object) -> None:
@@ -34,16 +49,25 @@ def validate(
         typer.Option("--check-images/--no-check-images", help="For VL data: check that every image exists."),
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    processor: Processor = None,
 ) -> None:
     """Check every record; list the first errors with line and field; exit 2 when any is bad."""
     from rerankctl.data.validate import validate_file
 
-    report = validate_file(file, kind, max_errors=max_errors, output=output, check_images=check_images)
+    report = validate_file(
+        file,
+        kind,
+        max_errors=max_errors,
+        output=output,
+        check_images=check_images,
+        processor=_load(processor),
+    )
     if as_json:
         _print_json(report.to_json())
     else:
         typer.echo(
             f"{file}: {report.kind}, {report.total} records, {report.valid} valid, {report.invalid} invalid"
+            + (f", {report.dropped} dropped by the processor" if processor else "")
         )
         for error in report.errors:
             typer.echo(f"  {error.message}" + (f" (hint: {error.hint})" if error.hint else ""))
@@ -67,17 +91,19 @@ def stats(
     ] = None,
     max_length: Annotated[int, typer.Option("--max-length", help="Count prompts longer than this.")] = 512,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    processor: Processor = None,
 ) -> None:
     """Queries, documents per query, positive ratio, duplicates, token lengths, over-length pairs."""
     from rerankctl.data.stats import file_stats, load_any_tokenizer
 
+    loaded = _load(processor)
     if tokenizer and tokenizer != "qwen3":
         from rerankctl.config.preflight import check_ref
 
         hint = ", or `--tokenizer qwen3` (the Qwen3 tokenizer, built offline)"
         tokenizer = check_ref(tokenizer, "--tokenizer", offline_hint=hint)
     tok = load_any_tokenizer(tokenizer) if tokenizer else None
-    result = file_stats(file, kind, tokenizer=tok, max_length=max_length)
+    result = file_stats(file, kind, tokenizer=tok, max_length=max_length, processor=loaded)
     if as_json:
         _print_json(result)
         return
@@ -99,19 +125,28 @@ def convert(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output JSONL.")] = None,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip and count bad rows.")] = False,
     max_errors: Annotated[int, typer.Option("--max-errors", help="How many skipped rows to list.")] = 20,
+    processor: Processor = None,
 ) -> None:
-    """Convert another tool's data (FlagEmbedding, ms-swift, hh-rlhf, ...) into rerankctl's format."""
+    """Convert another tool's data (FlagEmbedding, ms-swift, hh-rlhf, ...) into rerankctl's format.
+
+    With --processor and no --from, writes what the processor returns (checked, canonical shape).
+    """
     from rerankctl.data.converters import convert_file
     from rerankctl.errors import UsageError
 
-    if source is None or output is None:
+    if (source is None and processor is None) or output is None:
         raise UsageError(
-            "convert needs --from and --output", hint="list the sources with `rerankctl data formats`"
+            "convert needs --from (or --processor) and --output",
+            hint="list the sources with `rerankctl data formats`",
         )
-    report = convert_file(file, source, output, skip_invalid=skip_invalid, max_errors=max_errors)
+    loaded = _load(processor)
+    report = convert_file(
+        file, source, output, skip_invalid=skip_invalid, max_errors=max_errors, processor=loaded
+    )
     typer.echo(
         f"{file} ({report.source}) -> {output} ({report.kind}): {report.rows} rows, {report.written} written, "
         f"{report.dropped} without a pair (ties), {report.invalid} invalid"
+        + (f", {report.processor_dropped} dropped by the processor" if processor else "")
     )
     for error in report.errors:
         typer.echo(f"  {error.message}")
@@ -138,6 +173,7 @@ def split(
         Path | None, typer.Option("--test-output", help="Default: FILE.test.jsonl")
     ] = None,
     kind: Annotated[str | None, typer.Option("--kind", help=KIND_HELP)] = None,
+    processor: Processor = None,
 ) -> None:
     """Split into train and test by query, so no query appears on both sides."""
     from rerankctl.data.split import split_file
@@ -145,7 +181,9 @@ def split(
     stem = file.with_suffix("")
     train_output = train_output or Path(f"{stem}.train.jsonl")
     test_output = test_output or Path(f"{stem}.test.jsonl")
-    report = split_file(file, train_output, test_output, test_frac=test_frac, seed=seed, kind=kind)
+    report = split_file(
+        file, train_output, test_output, test_frac=test_frac, seed=seed, kind=kind, processor=_load(processor)
+    )
     typer.echo(
         f"{report.keys} distinct queries: {report.keys - report.test_keys} train ({report.train_rows} rows) -> "
         f"{train_output}, {report.test_keys} test ({report.test_rows} rows) -> {test_output}"
@@ -158,12 +196,13 @@ def sample(
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: FILE.sample.jsonl")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help=KIND_HELP)] = None,
+    processor: Processor = None,
 ) -> None:
     """Write N valid records chosen at random (in file order)."""
     from rerankctl.data.split import sample_file
 
     output = output or Path(f"{file.with_suffix('')}.sample.jsonl")
-    written = sample_file(file, n, output, seed=seed, kind=kind)
+    written = sample_file(file, n, output, seed=seed, kind=kind, processor=_load(processor))
     typer.echo(f"wrote {written} records to {output}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
@@ -64,7 +65,8 @@ def cli(
         prefix: for a nested model, what its fields' flags start with (default ``<field>-``;
             ``""`` puts them at the top: ``distributed.gpus`` -> ``--gpus``).
         check: ``model``, ``dataset`` or ``resume``: the value is a path or Hub id that
-            config/preflight.py checks before anything heavy loads.
+            config/preflight.py checks before anything heavy loads; ``processor``: a
+            ``FILE:CLASS`` the pre-flight imports (data/processor.py).
         expose: False for preset-only fields (size tables and the like).
         envvar: an environment variable that sets the option too (shown in ``--help``), for
             secrets that should not sit in the shell history (``RERANKCTL_API_KEY``).
@@ -117,3 +119,31 @@ def report_to_list(value: Any) -> Any:
 #: The trackers a run reports to: one list type in every config (a preset may still say ``"none"``);
 #: unknown names are refused here (config/trackers.py), missing packages by the pre-flight checks.
 ReportTo = Annotated[list[str], BeforeValidator(report_to_list), AfterValidator(check_tracker_names)]
+
+
+def _processor_spec(value: Any) -> Any:
+    """``FILE:CLASS`` with FILE made absolute when it exists (the run config then names it exactly).
+
+    A missing file is reported by the pre-flight (``check="processor"``), which also imports it.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        return value
+    file, sep, name = value.strip().rpartition(":")
+    if not sep or not file or not name.isidentifier():
+        raise ValueError(
+            f"{value!r} is not FILE:CLASS (a Python file and the class in it, e.g. my_proc.py:QA)"
+        )
+    path = Path(file).expanduser()
+    return f"{path.resolve()}:{name}" if path.is_file() else value.strip()
+
+
+#: ``--processor FILE:CLASS`` (rerankctl/data/processor.py): one type and one help text for every trainer.
+ProcessorSpec = Annotated[str | None, BeforeValidator(_processor_spec)]
+PROCESSOR_HELP = (
+    "FILE:CLASS: a Python file and the class (or function) in it that turns each record of --data and "
+    "--eval-data into rerankctl's format (return None to drop it); the Bradley-Terry tool's "
+    "--custom_bt_dataset_path/--custom_bt_dataset_name. See rerankctl/data/processor.py."
+)
+PROCESSOR_FLAGS = cli(metavar="FILE:CLASS", check="processor")

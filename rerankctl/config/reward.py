@@ -17,8 +17,11 @@ from rerankctl.config.base import (
     MODEL,
     OPTIM,
     OUTPUT_FLAGS,
+    PROCESSOR_FLAGS,
+    PROCESSOR_HELP,
     RUNS,
     TAG_FLAGS,
+    ProcessorSpec,
     ReportTo,
     StrictConfig,
     cli,
@@ -94,6 +97,7 @@ class RewardConfig(StrictConfig):
         None,
         description="Convert local files from this shape first (hh-rlhf, stack-exchange-paired, rm-static, ...).",
     )
+    processor: ProcessorSpec = Field(None, description=PROCESSOR_HELP, json_schema_extra=PROCESSOR_FLAGS)
     eval_dataset: str | None = Field(
         None,
         description="Held-out preference data (default: 20% of prompts of --data).",

@@ -18,8 +18,11 @@ from rerankctl.config.base import (
     MODEL,
     OPTIM,
     OUTPUT_FLAGS,
+    PROCESSOR_FLAGS,
+    PROCESSOR_HELP,
     RUNS,
     TAG_FLAGS,
+    ProcessorSpec,
     ReportTo,
     StrictConfig,
     cli,
@@ -80,6 +83,23 @@ class RankerRunSettings(StrictConfig):
         None,
         description="Held-out data for NDCG@10/MRR/MAP during training (all documents of each query).",
         json_schema_extra=cli(check="dataset"),
+    )
+    processor: ProcessorSpec = Field(None, description=PROCESSOR_HELP, json_schema_extra=PROCESSOR_FLAGS)
+    max_samples: int | None = Field(
+        None,
+        ge=1,
+        description="Read only the first N training records (file order, before --processor and --min-pos/"
+        "--min-neg; the seed tool's --max-samples).",
+    )
+    min_pos: int = Field(
+        0,
+        ge=0,
+        description="Drop training groups with fewer positives than this (counted in the run's events).",
+    )
+    min_neg: int = Field(
+        0,
+        ge=0,
+        description="Drop training groups with fewer negatives than this (counted in the run's events).",
     )
     output: str | None = Field(
         None,

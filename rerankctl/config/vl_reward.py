@@ -14,8 +14,11 @@ from rerankctl.config.base import (
     LR_FLAGS,
     MODEL,
     OPTIM,
+    PROCESSOR_FLAGS,
+    PROCESSOR_HELP,
     RUNS,
     TAG_FLAGS,
+    ProcessorSpec,
     ReportTo,
     StrictConfig,
     cli,
@@ -88,6 +91,7 @@ class VLRewardConfig(StrictConfig):
         description="Test JSONL scored after training or with --test-only.",
         json_schema_extra=cli(check="dataset"),
     )
+    processor: ProcessorSpec = Field(None, description=PROCESSOR_HELP, json_schema_extra=PROCESSOR_FLAGS)
     synth_size: int = Field(200, ge=4, description="Records generated for the built-in synth data.")
     skip_invalid: bool = Field(False, description="Skip malformed records instead of stopping.")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import json
 import os
 import sys
@@ -239,13 +240,56 @@ def _iter_parquet(path: Path) -> Iterator[Row]:
             yield Row(number, record)
 
 
-def iter_rows(path: str | os.PathLike) -> Iterator[Row]:
+@dataclass
+class ReadCounts:
+    """What reading a file did besides yielding rows.
+
+    ``cut``: records with a field longer than ``max_chars`` (see data/limits.py);
+    ``dropped``: records the ``--processor`` returned None for (data/processor.py).
+    """
+
+    cut: int = 0
+    dropped: int = 0
+
+
+def iter_rows(
+    path: str | os.PathLike, processor: Any = None, counts: ReadCounts | None = None, limit: int | None = None
+) -> Iterator[Row]:
     """Every row of a JSONL / JSON-array / CSV / TSV / Parquet file with its line number.
 
     The one reader of every data path: gzip (``.jsonl.gz`` and friends) and a UTF-8 BOM are
     accepted everywhere; bytes that are not UTF-8 and lines that are not JSON become error
-    rows naming the line (and the field, when it can be found).
+    rows naming the line (and the field, when it can be found). A ``processor``
+    (:class:`rerankctl.data.processor.Processor` or its ``FILE:CLASS`` spec) rewrites every
+    readable row; rows it drops are counted in ``counts.dropped``. ``limit``: only the file's
+    first that many rows (before the processor: the seed tool's ``--max-samples``).
     """
+    rows = _iter_raw(path) if limit is None else itertools.islice(_iter_raw(path), limit)
+    if processor is None:
+        yield from rows
+        return
+    from rerankctl.data.processor import load_processor
+
+    yield from process_rows(rows, load_processor(processor), counts)
+
+
+def process_rows(rows: Iterable[Row], processor: Any, counts: ReadCounts | None = None) -> Iterator[Row]:
+    """``rows`` through a loaded processor: rewritten, dropped (counted) or turned into error rows."""
+    for row in rows:
+        if row.error is not None:
+            yield row
+            continue
+        obj, error = processor.apply(row.obj)
+        if error is not None:
+            yield Row(row.line, error=error[0], hint=error[1])
+        elif obj is None:
+            if counts is not None:
+                counts.dropped += 1
+        else:
+            yield Row(row.line, obj)
+
+
+def _iter_raw(path: str | os.PathLike) -> Iterator[Row]:
     p = check_exists(path)
     fmt = file_format(p)
     if fmt == "jsonl":

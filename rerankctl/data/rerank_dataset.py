@@ -33,7 +33,7 @@ from rerankctl.errors import DataError, NotFoundError, RerankctlError
 log = logging.getLogger(__name__)
 
 # Bump when _file_rows changes what it writes: the Arrow cache of every file is rebuilt.
-_READER_VERSION = 1
+_READER_VERSION = 2
 QUIET_BELOW = 100_000  # rows: smaller data sets normalise in well under a second
 
 
@@ -77,21 +77,47 @@ def _error_row(error: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _normalise(row: dict[str, Any], max_chars: int = 0) -> dict[str, Any]:
+def _dropped_row(count: int) -> dict[str, Any]:
+    """A marker row: ``count`` records the processor dropped (kept in the Arrow cache, so a cached
+    read still knows how many)."""
+    return _error_row({"dropped": count})
+
+
+def _normalise(row: dict[str, Any], max_chars: int = 0, processor: str | None = None) -> dict[str, Any]:
+    obj: Any = _decode_cells(row)
+    if processor is not None:
+        from rerankctl.data.processor import load_processor
+
+        obj, error = load_processor(processor).apply(obj)
+        if error is not None:
+            return _error_row({"field": None, "message": error[0], "hint": error[1], "line": None})
+        if obj is None:
+            return _dropped_row(1)
     try:
-        record = parse_rerank(_decode_cells(row))
+        record = parse_rerank(obj)
     except RecordError as exc:
         return _error_row({"field": exc.field, "message": exc.message, "hint": exc.hint, "line": None})
     cut = cap_record(record, max_chars)
     return {**record.to_dict(), "_error": None, "_cut": cut}
 
 
-def _file_rows(path: str, stamp: tuple[int, int], max_chars: int):
+def _file_rows(
+    path: str,
+    stamp: tuple[int, int],
+    max_chars: int,
+    processor: str | None = None,
+    max_records: int | None = None,
+):
     """Normalised rows of a local file through the one line reader (``stamp`` keys the cache)."""
+    from rerankctl.data.io import ReadCounts
     from rerankctl.data.validate import parse_rows
 
     del stamp  # only part of the cache key: a changed file is read again
-    for _row, record, error in parse_rows(path, "rerank", check_images=False):
+    counts = ReadCounts()
+    rows = parse_rows(
+        path, "rerank", check_images=False, counts=counts, processor=processor, max_records=max_records
+    )
+    for _row, record, error in rows:
         if error is not None:
             # The message already names file, line and field; line and field ride along for callers.
             yield _error_row(
@@ -106,6 +132,8 @@ def _file_rows(path: str, stamp: tuple[int, int], max_chars: int):
             continue
         cut = cap_record(record, max_chars)
         yield {**record.to_dict(), "_error": None, "_cut": cut}
+    if counts.dropped:
+        yield _dropped_row(counts.dropped)
 
 
 @contextlib.contextmanager
@@ -123,8 +151,17 @@ def _quiet_progress(rows: int):
             ds_logging.enable_progress_bar()
 
 
-def read_file(path: str | os.PathLike, max_chars: int = 0, cache_dir: str | None = None):
+def read_file(
+    path: str | os.PathLike,
+    max_chars: int = 0,
+    cache_dir: str | None = None,
+    processor: Any = None,
+    max_records: int | None = None,
+):
     """A local file as a normalised `datasets.Dataset` (with ``_error``/``_cut`` columns).
+
+    ``processor`` (data/processor.py) rewrites each row first; ``max_records`` stops reading after
+    that many rows. Both are part of the cache key (the processor by its file's sha256).
 
     Raises:
         DataError: an empty file, an unreadable Parquet file (bad lines are ``_error`` rows).
@@ -136,7 +173,13 @@ def read_file(path: str | os.PathLike, max_chars: int = 0, cache_dir: str | None
     stamp = (info.st_size, info.st_mtime_ns)
     cache_dir = cache_dir or str(paths.cache_dir("datasets"))
     # Our own cache key: datasets' default one would not change with the file or the cap.
-    key = json.dumps([_READER_VERSION, os.path.abspath(path), stamp, max_chars])
+    spec = digest = None
+    if processor is not None:
+        from rerankctl.data.processor import load_processor
+
+        loaded = load_processor(processor)
+        spec, digest = loaded.spec, loaded.digest
+    key = json.dumps([_READER_VERSION, os.path.abspath(path), stamp, max_chars, spec, digest, max_records])
     fingerprint = hashlib.sha256(key.encode()).hexdigest()[:32]
     try:
         with _quiet_progress(info.st_size // 100):  # ~100 bytes per record at the least
@@ -144,7 +187,13 @@ def read_file(path: str | os.PathLike, max_chars: int = 0, cache_dir: str | None
                 _file_rows,
                 features=_features(),
                 cache_dir=cache_dir,
-                gen_kwargs={"path": path, "stamp": stamp, "max_chars": max_chars},
+                gen_kwargs={
+                    "path": path,
+                    "stamp": stamp,
+                    "max_chars": max_chars,
+                    "processor": spec,  # the spec, not the object: gen_kwargs are pickled
+                    "max_records": max_records,
+                },
                 fingerprint=fingerprint,
             )
     except Exception as exc:  # noqa: BLE001 - datasets wraps the generator's error in its own
@@ -183,6 +232,12 @@ class RerankDataset:
         split: the split of a hub dataset.
         max_chars: characters kept per text field as records are read (0 = all); the
             records cut are counted in ``cut``.
+        processor: ``FILE:CLASS`` (or a loaded one) that rewrites every record first
+            (data/processor.py); the records it drops are counted in ``processor_dropped``.
+        max_records: read only the first this many records (file order, before the processor;
+            the seed tool's ``--max-samples``).
+        min_pos, min_neg: drop groups with fewer positives (label > 0) / negatives (label 0)
+            than this (the seed tool's ``min_pos``/``min_neg``); counted in ``too_few_dropped``.
     """
 
     def __init__(
@@ -197,7 +252,13 @@ class RerankDataset:
         split: str = "train",
         cache_dir: str | None = None,
         max_chars: int = DEFAULT_MAX_CHARS,
+        processor: Any = None,
+        max_records: int | None = None,
+        min_pos: int = 0,
+        min_neg: int = 0,
     ) -> None:
+        from rerankctl.data.processor import load_processor
+
         self.n_docs, self.n_pos, self.max_docs = n_docs, n_pos, max_docs
         self.strategy, self.seed, self.epoch = strategy, seed, 0
         self.source = str(source) if isinstance(source, (str, os.PathLike)) else "<records>"
@@ -206,7 +267,13 @@ class RerankDataset:
         self.dropped_groups = 0
         self.max_chars = max_chars
         self.cut = 0
+        self.processor = load_processor(processor)
+        self.processor_dropped = 0
+        self.max_records = max_records
+        self.too_few_dropped = 0
         self.data = self._load(source, skip_invalid, split, cache_dir)
+        if min_pos or min_neg:
+            self._drop_small_groups(min_pos, min_neg)
         if len(self.data) == 0:
             raise DataError(
                 "no valid records", hint="check it with `rerankctl data validate`", path=self.source
@@ -217,8 +284,9 @@ class RerankDataset:
     def _load(self, source: Any, skip_invalid: bool, split: str, cache_dir: str | None):
         from datasets import Dataset
 
+        spec = self.processor.spec if self.processor is not None else None
         if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
-            data = read_file(source, self.max_chars, cache_dir)
+            data = read_file(source, self.max_chars, cache_dir, self.processor, self.max_records)
         else:
             if isinstance(source, Sequence) and not isinstance(source, str):
                 rows = [r.to_dict() if isinstance(r, RerankRecord) else r for r in source]
@@ -231,15 +299,25 @@ class RerankDataset:
                 raise NotFoundError(
                     f"{source}: no such file", hint="pass a JSONL/Parquet/CSV file or a hub dataset name"
                 )
+            if self.max_records is not None and len(raw) > self.max_records:
+                raw = raw.select(range(self.max_records))
             with _quiet_progress(len(raw)):
                 data = raw.map(
                     _normalise,
                     remove_columns=raw.column_names,
                     features=_features(),
-                    fn_kwargs={"max_chars": self.max_chars},
+                    fn_kwargs={"max_chars": self.max_chars, "processor": spec},
                     desc="normalising",
                 )
         errors = data["_error"]
+        markers = {
+            i: json.loads(e)["dropped"] for i, e in enumerate(errors) if e and e.startswith('{"dropped"')
+        }
+        if markers:
+            self.processor_dropped = sum(markers.values())
+            data = data.select([i for i in range(len(data)) if i not in markers])
+            errors = data["_error"]
+            log.info("%s: the processor dropped %d record(s)", self.source, self.processor_dropped)
         bad = [i for i, error in enumerate(errors) if error is not None]
         if bad:
             if not skip_invalid:
@@ -257,6 +335,26 @@ class RerankDataset:
                 self.max_chars,
             )
         return data.remove_columns(["_error", "_cut"])
+
+    def _drop_small_groups(self, min_pos: int, min_neg: int) -> None:
+        """Keep groups with at least ``min_pos`` positives and ``min_neg`` negatives (counted, logged)."""
+
+        def enough(labels: list[float]) -> bool:
+            positives = sum(1 for v in labels if v > 0)
+            return positives >= min_pos and len(labels) - positives >= min_neg
+
+        before = len(self.data)
+        with _quiet_progress(before):
+            self.data = self.data.filter(enough, input_columns="labels")
+        self.too_few_dropped = before - len(self.data)
+        if self.too_few_dropped:
+            log.info(
+                "%s: dropped %d group(s) with fewer than %d positive(s) or %d negative(s) (--min-pos/--min-neg)",
+                self.source,
+                self.too_few_dropped,
+                min_pos,
+                min_neg,
+            )
 
     def _error_for(self, index: int, error: str) -> DataError:
         first = json.loads(error)

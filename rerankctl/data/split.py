@@ -44,17 +44,24 @@ def split_file(
     test_frac: float = 0.1,
     seed: int = 0,
     kind: str | None = None,
+    processor: Any = None,
 ) -> SplitReport:
     """Write ``round(test_frac * distinct keys)`` keys' rows to ``test_output``, the rest to ``train_output``.
+
+    With a ``processor`` (data/processor.py) both files hold the records as it returns them.
 
     Raises:
         DataError: on a bad record (validate or clean the file first).
     """
     if not 0.0 < test_frac < 1.0:
         raise UsageError(f"--test-frac must be between 0 and 1, got {test_frac}")
-    kind = resolve_kind(str(path), kind)
+    if processor is not None:
+        from rerankctl.data.processor import load_processor
+
+        processor = load_processor(processor)
+    kind = resolve_kind(str(path), kind, processor)
     keys: dict[str, None] = {}
-    for _row, record, error in parse_rows(path, kind, check_images=False):
+    for _row, record, error in parse_rows(path, kind, check_images=False, processor=processor):
         if error is not None:
             raise error
         keys.setdefault(split_key(kind, record))
@@ -66,7 +73,7 @@ def split_file(
     test = set(ordered[:n_test])
     report = SplitReport(kind, len(ordered), n_test, 0, 0)
     with atomic_writer(train_output) as train, atomic_writer(test_output) as held:
-        for row, record, _error in parse_rows(path, kind, check_images=False):
+        for row, record, _error in parse_rows(path, kind, check_images=False, processor=processor):
             if split_key(kind, record) in test:
                 held.write(dumps(row.obj) + "\n")
                 report.test_rows += 1
@@ -77,7 +84,12 @@ def split_file(
 
 
 def sample_file(
-    path: str | os.PathLike, n: int, output: str | os.PathLike, seed: int = 0, kind: str | None = None
+    path: str | os.PathLike,
+    n: int,
+    output: str | os.PathLike,
+    seed: int = 0,
+    kind: str | None = None,
+    processor: Any = None,
 ) -> int:
     """Write ``n`` valid rows chosen uniformly at random (reservoir sampling), in file order.
 
@@ -88,7 +100,7 @@ def sample_file(
     rng = random.Random(f"rerankctl-sample/{seed}")
     reservoir: list[tuple[int, Any]] = []
     seen = 0
-    for row, _record, error in parse_rows(path, kind, check_images=False):
+    for row, _record, error in parse_rows(path, kind, check_images=False, processor=processor):
         if error is not None:
             continue
         seen += 1

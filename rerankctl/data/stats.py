@@ -48,13 +48,18 @@ def file_stats(
     tokenizer: Any = None,
     max_length: int = 512,
     batch_size: int = 1024,
+    processor: Any = None,
 ) -> dict[str, Any]:
     """Counts and distributions of a file; bad rows are counted and left out of the figures.
 
     With a ``tokenizer``, rerank data also gets prompt token lengths (untruncated, the exact
     reranker prompt) and the number of pairs longer than ``max_length``.
     """
-    kind = resolve_kind(str(path), kind)
+    if processor is not None:
+        from rerankctl.data.processor import load_processor
+
+        processor = load_processor(processor)
+    kind = resolve_kind(str(path), kind, processor)
     out: dict[str, Any] = {"path": str(path), "kind": kind, "records": 0, "invalid": 0}
     seen_records: set[bytes] = set()
     duplicates = 0
@@ -78,7 +83,7 @@ def file_stats(
             part.clear()
 
     queries: set[bytes] = set()
-    for _row, record, error in parse_rows(path, kind, check_images=kind == "vl"):
+    for _row, record, error in parse_rows(path, kind, check_images=kind == "vl", processor=processor):
         if error is not None:
             out["invalid"] += 1
             continue

@@ -56,6 +56,11 @@ class StreamingRerankDataset(_iterable_base()):
         shuffle_buffer: shuffle within a buffer of this many groups (0 = file order).
         max_chars: characters kept per text field as lines are read (0 = all); ``cut`` counts
             this reader's cut records.
+        processor: ``FILE:CLASS`` that rewrites every record first (data/processor.py; loaded
+            again in each worker); ``processor_dropped`` counts this reader's dropped records.
+        max_records: read only the file's first this many records (non-blank lines, valid or
+            not, so every shard agrees where the cap falls).
+        min_pos, min_neg: skip groups with fewer positives / negatives (``too_few_dropped``).
     """
 
     def __init__(
@@ -71,7 +76,13 @@ class StreamingRerankDataset(_iterable_base()):
         skip_invalid: bool = False,
         shuffle_buffer: int = 0,
         max_chars: int = DEFAULT_MAX_CHARS,
+        processor: Any = None,
+        max_records: int | None = None,
+        min_pos: int = 0,
+        min_neg: int = 0,
     ) -> None:
+        from rerankctl.data.processor import load_processor
+
         super().__init__()
         self.path = str(check_exists(path))
         if file_format(self.path) != "jsonl":
@@ -87,6 +98,11 @@ class StreamingRerankDataset(_iterable_base()):
         self.skipped = 0
         self.max_chars = max_chars
         self.cut = 0
+        self.processor = load_processor(processor)
+        self.processor_dropped = 0
+        self.max_records = max_records
+        self.min_pos, self.min_neg = min_pos, min_neg
+        self.too_few_dropped = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -118,6 +134,8 @@ class StreamingRerankDataset(_iterable_base()):
                     raw = raw[len(BOM) :]
                 if not raw.strip():
                     continue
+                if self.max_records is not None and ordinal + 1 >= self.max_records:
+                    break
                 ordinal += 1
                 if ordinal % shards != shard:
                     continue
@@ -126,6 +144,13 @@ class StreamingRerankDataset(_iterable_base()):
                     if error is not None:
                         hint = NOT_UTF8_HINT if error.startswith("not UTF-8") else None
                         raise RecordError(bad_field, error, hint)
+                    if self.processor is not None:
+                        obj, failed = self.processor.apply(obj)
+                        if failed is not None:
+                            raise RecordError(None, *failed)
+                        if obj is None:
+                            self.processor_dropped += 1
+                            continue
                     record = parse_rerank(obj)
                 except RecordError as exc:
                     if not self.skip_invalid:
@@ -133,6 +158,10 @@ class StreamingRerankDataset(_iterable_base()):
                             exc.message, exc.hint, path=self.path, line=line, field=exc.field
                         ) from None
                     self.skipped += 1
+                    continue
+                positives = sum(1 for v in record.labels if v > 0)
+                if positives < self.min_pos or len(record.labels) - positives < self.min_neg:
+                    self.too_few_dropped += 1
                     continue
                 if cap_record(record, self.max_chars):
                     self.cut += 1

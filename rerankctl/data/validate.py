@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rerankctl.data.formats import KINDS, PARSERS, RecordError, detect_kind
-from rerankctl.data.io import Row, atomic_writer, dumps, iter_rows
+from rerankctl.data.io import ReadCounts, Row, atomic_writer, dumps, iter_rows
 from rerankctl.data.limits import cap_record
 from rerankctl.errors import DataError, UsageError
 
@@ -33,6 +33,7 @@ class ValidationReport:
     errors: list[DataError] = field(default_factory=list)
     invalid: int = 0
     written: int | None = None
+    dropped: int = 0  # records the --processor dropped (returned None for)
 
     @property
     def ok(self) -> bool:
@@ -46,6 +47,7 @@ class ValidationReport:
             "valid": self.valid,
             "invalid": self.invalid,
             "written": self.written,
+            "dropped": self.dropped,
             "errors": [
                 {"line": e.line, "field": e.field, "message": e.message, "hint": e.hint} for e in self.errors
             ],
@@ -76,10 +78,11 @@ def empty_error(path: str) -> DataError:
 _PEEK_ROWS = 1000
 
 
-def _peek_kind(path: str) -> str:
+def _peek_kind(path: str, processor: Any = None) -> str:
     first_error: Row | None = None
     seen = 0
-    for seen, row in enumerate(iter_rows(path), start=1):
+    counts = ReadCounts()
+    for seen, row in enumerate(iter_rows(path, processor, counts), start=1):
         if row.error is None:
             kind = detect_kind(row.obj)
             if kind is not None:
@@ -89,31 +92,40 @@ def _peek_kind(path: str) -> str:
         if seen >= _PEEK_ROWS:
             break
     if seen == 0:
+        if counts.dropped:
+            raise all_dropped_error(path, processor, counts.dropped)
         raise empty_error(path)
     if first_error is not None:
         # Nothing readable to tell the kind from: the unreadable line is the real problem
         # (a latin-1 file is "not UTF-8 at line 1", as train says, not "unknown kind").
         raise row_error(path, first_error)
     raise DataError(
-        "cannot tell whether this is rerank, preference or VL data",
-        hint="rerank needs query/pos/neg or query/docs/labels; pass --kind to see the exact errors",
+        "cannot tell whether this is rerank, preference or VL data"
+        + (" (as the processor returns it)" if processor is not None else ""),
+        hint="rerank needs query/pos/neg or query/docs/labels; pass --kind to see the exact errors"
+        + (", or --processor FILE:CLASS to rewrite your records" if processor is None else ""),
         path=path,
     )
 
 
-def resolve_kind(path: str, kind: str | None) -> str:
+def all_dropped_error(path: str, processor: Any, dropped: int) -> DataError:
+    """The verdict on a file whose every record the processor dropped (returned None for)."""
+    from rerankctl.data.processor import load_processor
+
+    name = load_processor(processor).spec
+    return DataError(
+        f"the processor {name} dropped every record ({dropped})",
+        hint="it returns None to drop a record; check what it expects of your records",
+        path=str(path),
+    )
+
+
+def resolve_kind(path: str, kind: str | None, processor: Any = None) -> str:
     if kind is None or kind == "auto":
-        return _peek_kind(path)
+        return _peek_kind(path, processor)
     if kind not in KINDS:
         raise UsageError(f"unknown kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
     return kind
-
-
-@dataclass
-class ReadCounts:
-    """What reading a file cut: records with a field longer than ``max_chars`` (see data/limits.py)."""
-
-    cut: int = 0
 
 
 def parse_rows(
@@ -122,19 +134,29 @@ def parse_rows(
     check_images: bool = True,
     max_chars: int = 0,
     counts: ReadCounts | None = None,
+    processor: Any = None,
+    max_records: int | None = None,
 ) -> Iterator[tuple[Row, Any, DataError | None]]:
     """Every row with its normalised record (or None) and its error (or None).
 
     ``max_chars`` cuts every text field of the records (not of ``row.obj``) as they are
-    read; ``counts.cut`` counts the records cut. A file without any record raises the
-    "empty file" DataError once it has been read.
+    read; ``counts.cut`` counts the records cut. ``processor`` (``FILE:CLASS``, data/processor.py)
+    rewrites each row first; ``counts.dropped`` counts the rows it drops. ``max_records`` reads
+    only the file's first that many rows (valid or not, before the processor: the seed tool's
+    ``--max-samples``, and where the streaming reader stops too). A file without any
+    record raises the "empty file" DataError once it has been read.
     """
     path = str(path)
-    kind = resolve_kind(path, kind)
+    if processor is not None:
+        from rerankctl.data.processor import load_processor
+
+        processor = load_processor(processor)
+    kind = resolve_kind(path, kind, processor)
     parser = PARSERS[kind]
     base = Path(path).resolve().parent
     rows = 0
-    for row in iter_rows(path):
+    counts = counts if counts is not None else ReadCounts()
+    for row in iter_rows(path, processor, counts, limit=max_records):
         rows += 1
         if row.error is not None:
             yield row, None, row_error(path, row)
@@ -150,12 +172,16 @@ def parse_rows(
                         hint="paths are relative to the data file",
                     )
         except RecordError as exc:
+            if processor is not None:  # the record is the processor's output, not the file's line
+                exc.message = f"{exc.message} (in the record processor {processor.name} returned)"
             yield row, None, record_error(path, row.line, exc)
             continue
-        if max_chars and cap_record(record, max_chars) and counts is not None:
+        if max_chars and cap_record(record, max_chars):
             counts.cut += 1
         yield row, record, None
     if rows == 0:
+        if counts.dropped:
+            raise all_dropped_error(path, processor, counts.dropped)
         raise empty_error(path)
 
 
@@ -165,14 +191,21 @@ def validate_file(
     max_errors: int = 20,
     output: str | os.PathLike | None = None,
     check_images: bool = True,
+    processor: Any = None,
 ) -> ValidationReport:
     """Check every record; keep the first ``max_errors`` errors; write the valid rows to ``output``.
 
-    ``output`` (when given) receives the valid rows unchanged, written atomically.
+    ``output`` (when given) receives the valid rows unchanged (as the ``processor`` returned
+    them, when there is one), written atomically; ``dropped`` counts the rows the processor dropped.
     """
     path = str(path)
-    report = ValidationReport(path=path, kind=resolve_kind(path, kind))
-    rows = parse_rows(path, report.kind, check_images)
+    if processor is not None:
+        from rerankctl.data.processor import load_processor
+
+        processor = load_processor(processor)
+    report = ValidationReport(path=path, kind=resolve_kind(path, kind, processor))
+    counts = ReadCounts()
+    rows = parse_rows(path, report.kind, check_images, counts=counts, processor=processor)
 
     def consume(sink=None) -> None:
         for row, _record, error in rows:
@@ -192,6 +225,7 @@ def validate_file(
         with atomic_writer(output) as handle:
             consume(handle)
         report.written = report.valid
+    report.dropped = counts.dropped
     return report
 
 
@@ -202,16 +236,20 @@ def load_records(
     check_images: bool = True,
     max_chars: int = 0,
     counts: ReadCounts | None = None,
+    processor: Any = None,
+    max_records: int | None = None,
 ) -> tuple[list[Any], int]:
     """All normalised records of a file and how many bad ones were skipped.
 
-    ``max_chars``/``counts``: as in :func:`parse_rows`.
+    ``max_chars``/``counts``/``processor``/``max_records``: as in :func:`parse_rows`.
 
     Raises:
         DataError: on the first bad record unless ``skip_invalid``; on an empty file.
     """
     records, skipped = [], 0
-    for _row, record, error in parse_rows(path, kind, check_images, max_chars, counts):
+    for _row, record, error in parse_rows(
+        path, kind, check_images, max_chars, counts, processor, max_records
+    ):
         if error is not None:
             if not skip_invalid:
                 raise error

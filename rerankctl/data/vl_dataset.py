@@ -50,11 +50,12 @@ class VLItem:
 
 
 def load_vl_items(
-    path: str | os.PathLike, skip_invalid: bool = False, max_chars: int = 0
+    path: str | os.PathLike, skip_invalid: bool = False, max_chars: int = 0, processor: Any = None
 ) -> tuple[list[VLItem], int]:
     """Validated VL records of a file (image paths relative to the file) and the skipped count.
 
-    ``max_chars`` cuts the query and responses as they are read (data/limits.py)."""
+    ``max_chars`` cuts the query and responses as they are read (data/limits.py); ``processor``
+    (``FILE:CLASS``, data/processor.py) rewrites every row first."""
     from rerankctl.data.formats import RecordError
     from rerankctl.data.validate import parse_rows
 
@@ -62,7 +63,9 @@ def load_vl_items(
     base = Path(path).resolve().parent
     items: list[VLItem] = []
     skipped = 0
-    for row, record, error in parse_rows(path, "vl", check_images=True, max_chars=max_chars):
+    for row, record, error in parse_rows(
+        path, "vl", check_images=True, max_chars=max_chars, processor=processor
+    ):
         if error is None and sorted(record.human_ranking) != [0, 1]:
             error = DataError(
                 "must be [0, 1] or [1, 0] for a pair",

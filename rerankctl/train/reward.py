@@ -198,6 +198,7 @@ def load_splits(cfg: RewardConfig) -> tuple[list, list, int]:
         synth_size=cfg.synth_size,
         seed=cfg.seed,
         max_chars=cfg.max_chars,
+        processor=cfg.processor,
     )
     if cfg.eval_dataset:
         held, more = load_preferences(
@@ -208,6 +209,7 @@ def load_splits(cfg: RewardConfig) -> tuple[list, list, int]:
             seed=cfg.seed + 1,
             synth_size=max(2, cfg.synth_size // 4),
             max_chars=cfg.max_chars,
+            processor=cfg.processor,
         )
         skipped += more
         train = records
@@ -373,6 +375,7 @@ def run_reward_eval(
         synth_size=max(2, cfg.synth_size // 4),
         seed=cfg.seed + 1,
         max_chars=cfg.max_chars,
+        processor=cfg.processor,
     )
     records = take_fraction(records, cfg.frac, cfg.seed, cfg.max_samples)
     dataset = PreferencePairDataset(records, model.tokenizer, cfg.max_length)

@@ -29,11 +29,20 @@ HUB_CONVERTERS = {
 
 
 def _convert_rows(
-    rows: Any, converter: Any, source: str, skip_invalid: bool
+    rows: Any, converter: Any, source: str, skip_invalid: bool, processor: Any = None
 ) -> tuple[list[PreferenceRecord], int]:
     records: list[PreferenceRecord] = []
     skipped = 0
     for line, obj in enumerate(rows, start=1):
+        if processor is not None:  # a hub dataset's rows through --processor (data/processor.py)
+            obj, failed = processor.apply(obj)
+            if failed is not None:
+                if not skip_invalid:
+                    raise DataError(failed[0], failed[1], path=source, line=line) from None
+                skipped += 1
+                continue
+            if obj is None:
+                continue
         try:
             converted = converter.convert(obj) if converter is not None else [obj]
             records.extend(parse_preference(item) for item in converted)
@@ -49,9 +58,12 @@ def _convert_rows(
 
 
 def load_hub_preferences(
-    name: str, split: str = "train", skip_invalid: bool = True
+    name: str, split: str = "train", skip_invalid: bool = True, processor: Any = None
 ) -> tuple[list[PreferenceRecord], int]:
-    """A hub preference dataset converted to records (rows the converter drops are counted)."""
+    """A hub preference dataset converted to records (rows the converter drops are counted).
+
+    A ``processor`` takes the place of the built-in converter of a known hub dataset.
+    """
     from rerankctl.data.converters import get_converter
 
     try:
@@ -61,7 +73,7 @@ def load_hub_preferences(
             "the `datasets` package is needed for hub datasets", hint="pip install datasets"
         ) from None
     converter_name = HUB_CONVERTERS.get(name.lower())
-    converter = get_converter(converter_name) if converter_name else None
+    converter = get_converter(converter_name) if converter_name and processor is None else None
     try:
         rows = datasets.load_dataset(name, split=split)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types for "not there / offline"
@@ -69,7 +81,7 @@ def load_hub_preferences(
             f"cannot load hub dataset {name!r} (split {split}): {type(exc).__name__}: {exc}",
             hint="check the name and network access, or convert a local copy with `rerankctl data convert`",
         ) from None
-    return _convert_rows(rows, converter, f"{name}[{split}]", skip_invalid)
+    return _convert_rows(rows, converter, f"{name}[{split}]", skip_invalid, processor)
 
 
 def load_preferences(
@@ -81,9 +93,17 @@ def load_preferences(
     synth_size: int = 400,
     seed: int = 42,
     max_chars: int = 0,
+    processor: Any = None,
 ) -> tuple[list[PreferenceRecord], int]:
-    """Records from ``source`` (see the module docstring) and the number of skipped records."""
+    """Records from ``source`` (see the module docstring) and the number of skipped records.
+
+    ``processor`` (``FILE:CLASS``, data/processor.py) rewrites every row of a file or hub
+    dataset first (then ``dataset_format``'s converter, when given, reads its output).
+    """
     from rerankctl.config.reward import BUILTIN_SYNTH_PREFERENCE
+    from rerankctl.data.processor import load_processor
+
+    processor = load_processor(processor)
 
     if source == BUILTIN_SYNTH_PREFERENCE:
         from rerankctl.data.synth import synth_preference
@@ -97,7 +117,7 @@ def load_preferences(
 
             converter = get_converter(dataset_format)
             rows = []
-            for row in iter_rows(str(path)):
+            for row in iter_rows(str(path), processor):
                 if row.error is not None:
                     if not skip_invalid:
                         raise DataError(row.error, row.hint, path=str(path), line=row.line, field=row.field)
@@ -108,8 +128,15 @@ def load_preferences(
 
         counts = ReadCounts()
         out = load_records(
-            str(path), kind="preference", skip_invalid=skip_invalid, max_chars=max_chars, counts=counts
+            str(path),
+            kind="preference",
+            skip_invalid=skip_invalid,
+            max_chars=max_chars,
+            counts=counts,
+            processor=processor,
         )
+        if counts.dropped:
+            logging.getLogger(__name__).info("%s: the processor dropped %d record(s)", path, counts.dropped)
         if counts.cut:
             from rerankctl.data.limits import cut_event
 
@@ -117,7 +144,7 @@ def load_preferences(
         return out
     if source.startswith((".", "/", "~")) or source.endswith((".jsonl", ".json", ".parquet", ".csv")):
         raise NotFoundError(f"{source}: no such data file", hint="check the path")
-    return load_hub_preferences(source, split=split, skip_invalid=True)
+    return load_hub_preferences(source, split=split, skip_invalid=True, processor=processor)
 
 
 def _as_dicts(items: Any) -> list[dict]:

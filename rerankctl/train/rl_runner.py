@@ -28,7 +28,9 @@ from rerankctl.train.sft_runner import (
     is_main_process,
     log_read_cuts,
     quiet_libraries,
+    read_events,
     resolve_resume,
+    train_read_options,
     training_arguments,
 )
 
@@ -68,27 +70,38 @@ def build_rl_datasets(cfg: RLConfig, tokenizer: Any) -> tuple[Any, list[dict], i
             raise UsageError(
                 "--streaming needs --max-steps", hint="a stream has no length to count epochs by"
             )
-        train: Any = StreamingRLRerankDataset(train_source, instruction=cfg.instruction, **group_kwargs)
+        # Streamed: the processor's and --min-pos/--min-neg drops are counted per reader, not logged.
+        train: Any = StreamingRLRerankDataset(
+            train_source, instruction=cfg.instruction, **group_kwargs, **train_read_options(cfg)
+        )
         if cfg.num_iterations > 1 and cfg.loss_type != "dpo":
             from rerankctl.train.rl_data import RepeatChunks
 
             chunk = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.steps_per_rollout
             train = RepeatChunks(train, chunk, cfg.num_iterations)
     else:
-        base = RLRerankDataset(train_source, **group_kwargs)
+        base = RLRerankDataset(train_source, **group_kwargs, **train_read_options(cfg))
         dropped = base.filter_overlength(tokenizer, cfg.max_length) if cfg.filter_overlength else 0
         train = WithInstruction(base, cfg.instruction)
         train.read_cuts = {str(cfg.data): base.cut}  # records cut to --max-chars, for the run's events
+        train.read_events = read_events(cfg, base)
     eval_groups: list[dict] = []
     if eval_source is not None:
         eval_ds = WithInstruction(
             RLRerankDataset(
-                eval_source, n_docs=0, n_pos=0, max_docs=0, seed=cfg.seed, max_chars=cfg.max_chars
+                eval_source,
+                n_docs=0,
+                n_pos=0,
+                max_docs=0,
+                seed=cfg.seed,
+                max_chars=cfg.max_chars,
+                processor=cfg.processor if cfg.eval_data else None,
             ),
             cfg.instruction,
         )
         if hasattr(train, "read_cuts"):
             train.read_cuts[str(cfg.eval_data or "built-in eval")] = eval_ds.dataset.cut
+            train.read_events += read_events(cfg, eval_ds.dataset, source=cfg.eval_data)
         count = len(eval_ds) if not cfg.eval_max_queries else min(len(eval_ds), cfg.eval_max_queries)
         eval_groups = [g for g in (eval_ds[i] for i in range(count)) if any(x > 0 for x in g["labels"])]
     return train, eval_groups, dropped

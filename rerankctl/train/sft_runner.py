@@ -137,19 +137,52 @@ def build_datasets(cfg: SFTConfig, tokenizer: Any) -> tuple[Any, list[dict], int
         eval_source = eval_source or builtin_eval
     elif not cfg.data:
         raise UsageError("no training data", hint="pass --data FILE (or --preset tiny for the built-in set)")
-    train = RerankDataset(train_source, **group_kwargs)
+    train = RerankDataset(train_source, **group_kwargs, **train_read_options(cfg))
     dropped = train.filter_overlength(tokenizer, cfg.max_length) if cfg.filter_overlength else 0
     eval_groups: list[dict] = []
     if eval_source is not None:
-        eval_ds = WithInstruction(RerankDataset(eval_source, **full_kwargs), cfg.instruction)
+        eval_processor = cfg.processor if cfg.eval_data else None  # the user's files, not built-in data
+        eval_ds = WithInstruction(
+            RerankDataset(eval_source, **full_kwargs, processor=eval_processor), cfg.instruction
+        )
         count = len(eval_ds) if not cfg.eval_max_queries else min(len(eval_ds), cfg.eval_max_queries)
         # A group without a relevant document says nothing about ranking quality.
         eval_groups = [g for g in (eval_ds[i] for i in range(count)) if any(x > 0 for x in g["labels"])]
     out = WithInstruction(train, cfg.instruction)
     out.read_cuts = {str(cfg.data): train.cut}  # records cut to --max-chars, for the run's events
+    out.read_events = read_events(cfg, train)
     if eval_source is not None:
         out.read_cuts[str(cfg.eval_data or "built-in eval")] = eval_ds.dataset.cut
+        out.read_events += read_events(cfg, eval_ds.dataset, source=cfg.eval_data)
     return out, eval_groups, dropped
+
+
+def train_read_options(cfg: Any) -> dict[str, Any]:
+    """How the training file is read: --processor (user files only), --max-samples, --min-pos/--min-neg."""
+    user_file = cfg.data != BUILTIN_SYNTH_DATA
+    return {
+        "processor": cfg.processor if user_file else None,
+        "max_records": cfg.max_samples,
+        "min_pos": cfg.min_pos,
+        "min_neg": cfg.min_neg,
+    }
+
+
+def read_events(cfg: Any, dataset: Any, source: str | None = None) -> list[str]:
+    """Run-store events for what reading ``dataset`` did: the processor's drops, the small groups dropped."""
+    from rerankctl.data.processor import describe
+
+    source = source or str(cfg.data)
+    events = []
+    processor = getattr(dataset, "processor", None)
+    if processor is not None:
+        events.append(describe(processor, dataset.processor_dropped, source))
+    if getattr(dataset, "too_few_dropped", 0):
+        events.append(
+            f"{source}: dropped {dataset.too_few_dropped} group(s) with fewer than {cfg.min_pos} positive(s) "
+            f"or {cfg.min_neg} negative(s) (--min-pos/--min-neg)"
+        )
+    return events
 
 
 def log_read_cuts(writer: Any, train_ds: Any, max_chars: int) -> None:
@@ -159,6 +192,8 @@ def log_read_cuts(writer: Any, train_ds: Any, max_chars: int) -> None:
     for source, count in getattr(train_ds, "read_cuts", {}).items():
         if count:
             writer.log_event(cut_event(count, max_chars, source))
+    for event in getattr(train_ds, "read_events", []):
+        writer.log_event(event)
 
 
 def training_arguments(cfg: SFTConfig, output_dir: Path, has_eval: bool) -> Any:

@@ -124,12 +124,14 @@ def load_vl_splits(cfg: VLRewardConfig, data_dir: Path) -> tuple[list, list, int
     if not cfg.train_data:
         raise UsageError("no training data", hint="pass --data FILE (or use --preset tiny_vl_reward)")
     source = _materialise(cfg.train_data, data_dir, cfg.synth_size, cfg.seed)
-    train, skipped = load_vl_items(source, cfg.skip_invalid, cfg.max_chars)
+    user = cfg.processor if cfg.train_data != BUILTIN_SYNTH_VL else None  # the user's files only
+    train, skipped = load_vl_items(source, cfg.skip_invalid, cfg.max_chars, user)
     if cfg.val_data:
         val, more = load_vl_items(
             _materialise(cfg.val_data, data_dir, max(4, cfg.synth_size // 4), cfg.seed + 1),
             cfg.skip_invalid,
             cfg.max_chars,
+            cfg.processor if cfg.val_data != BUILTIN_SYNTH_VL else None,
         )
         return train, val, skipped + more
     order = list(range(len(train)))
