@@ -110,8 +110,6 @@ def evaluate_local(
 
     ``instruction`` applies to records without their own ``instruction`` field.
     """
-    from rerankctl.eval.metrics import compute_all_metrics
-
     if isinstance(data, (str, Path)):
         dataset_name = dataset_name or Path(data).name
         records = load_rerank_records(data, max_samples)
@@ -126,6 +124,21 @@ def evaluate_local(
     start = time.perf_counter()
     all_scores = score_records(judged, scorer)
     seconds = time.perf_counter() - start
+    return ranked_result(judged, all_scores, ks, dataset_name, scorer.name, skipped, seconds)
+
+
+def ranked_result(
+    judged: Sequence[Any],
+    all_scores: Sequence[Sequence[float]],
+    ks: Sequence[int],
+    dataset_name: str,
+    model: str,
+    skipped: int = 0,
+    seconds: float = 0.0,
+) -> LocalResult:
+    """The metrics of the records ranked by ``all_scores`` (one list per record), averaged over queries."""
+    from rerankctl.eval.metrics import compute_all_metrics
+
     per_query = []
     for rec, scores in zip(judged, all_scores, strict=True):
         positives = [i for i, label in enumerate(rec.labels) if label > 0]
@@ -143,7 +156,7 @@ def evaluate_local(
     averaged = {k: sum(q[k] for q in per_query) / len(per_query) for k in keys}
     return LocalResult(
         dataset=dataset_name,
-        model=scorer.name,
+        model=model,
         metrics=averaged,
         n_queries=len(judged),
         n_pairs=sum(len(r.docs) for r in judged),
@@ -151,6 +164,59 @@ def evaluate_local(
         seconds=seconds,
         per_query=per_query,
     )
+
+
+#: The name the first stage's own order goes by in reports and the run store (``eval --baseline``).
+FIRST_STAGE = "first-stage"
+
+
+def first_stage_scores(path: str | Path, max_samples: int | None = None) -> list[list[float]]:
+    """Per record of a rerank file, the first stage's scores of its documents (``eval --baseline``).
+
+    The first stage's order is what the file says of it: the given scores (``scores``, or
+    ``pos_scores``/``neg_scores``), else the order of a ``docs`` list (the first document ranks
+    first: scores 0, -1, -2, ...). A ``pos``/``neg`` record without scores has no such order (its
+    positives always come first), so it is refused, naming the line.
+    """
+    from rerankctl.data.validate import parse_rows
+
+    out: list[list[float]] = []
+    for row, record, error in parse_rows(str(path), "rerank", check_images=False):
+        if max_samples is not None and len(out) >= max_samples:
+            break
+        if error is not None:
+            raise error
+        if record.teacher_scores is not None:
+            out.append([float(x) for x in record.teacher_scores])
+        elif isinstance(row.obj, dict) and "docs" in row.obj:
+            out.append([-float(i) for i in range(len(record.docs))])
+        else:
+            raise DataError(
+                "--baseline: this record carries no first-stage order (pos/neg lists put positives first)",
+                hint="give `docs` in the first stage's order, or `pos_scores`/`neg_scores` (or `scores`)",
+                path=str(path),
+                line=row.line,
+            )
+    return out
+
+
+def evaluate_first_stage(
+    records: Sequence[Any],
+    scores: Sequence[Sequence[float]],
+    *,
+    ks: Sequence[int] = (1, 5, 10),
+    dataset_name: str = "records",
+) -> LocalResult:
+    """The metrics of the records in the first stage's order (``scores`` from :func:`first_stage_scores`).
+
+    Records without a relevant document are left out, as :func:`evaluate_local` does, so both
+    results average over the same queries.
+    """
+    pairs = [(r, s) for r, s in zip(records, scores, strict=True) if any(label > 0 for label in r.labels)]
+    if not pairs:
+        raise DataError("no record has a relevant document (a pos, or a label > 0)", path=str(dataset_name))
+    judged, judged_scores = zip(*pairs, strict=True)
+    return ranked_result(judged, judged_scores, ks, dataset_name, FIRST_STAGE, len(records) - len(pairs))
 
 
 _TASK_METADATA = {

@@ -189,7 +189,10 @@ def run_eval(opts: EvalOptions, progress: Callable[[str], None] = _echo) -> Eval
 
     apply_proxy(opts.proxy, opts.endpoints + ([opts.embedding_endpoint] if opts.embedding_endpoint else []))
     validate(opts)
-    model_order = list(opts.endpoints) + list(opts.models)
+    from rerankctl.eval.local import FIRST_STAGE
+
+    # With --baseline the first stage is the table's first column: every model shows its delta to it.
+    model_order = [FIRST_STAGE] * opts.baseline + list(opts.endpoints) + list(opts.models)
 
     store = writer = None
     if opts.store:
@@ -200,12 +203,25 @@ def run_eval(opts: EvalOptions, progress: Callable[[str], None] = _echo) -> Eval
     run_id = writer.id if writer else None
     rows: list[Any] = []
 
+    baselines: dict[str, Any] = {}  # dataset -> the first stage's row (--baseline)
+
     def record(model: str, result: Any) -> None:
         row = to_row(result, model)
+        if opts.baseline and row.kind == "two_stage" and row.dataset not in baselines:
+            record(FIRST_STAGE, first_stage_row(row, result))  # the embedding ranking, once per task
+        base = baselines.get(row.dataset)
+        if model == FIRST_STAGE:
+            baselines[row.dataset] = row
+        elif base is not None:
+            row.extra.update(baseline_main_score=base.main_score, delta=row.main_score - base.main_score)
         rows.append(row)
-        progress(f"{model} | {row.dataset}: {row.main_metric} = {row.main_score:.4f}")
+        vs = f" ({row.extra['delta']:+.4f} vs {FIRST_STAGE})" if "delta" in row.extra else ""
+        progress(f"{model} | {row.dataset}: {row.main_metric} = {row.main_score:.4f}{vs}")
         if store is not None:
             log_rows_to_store(store, [row], run_id=run_id)
+            if "delta" in row.extra:
+                metric = f"{row.main_metric}_delta_vs_{FIRST_STAGE.replace('-', '_')}"
+                store.log_eval(row.dataset, metric, float(row.extra["delta"]), row.model, run_id=run_id)
 
     outcome_errors: dict[str, str] = {}
     notes: list[str] = []
@@ -285,13 +301,25 @@ def _run_local_file(opts: EvalOptions, record: Callable[[str, Any], None]) -> An
     """``--input FILE``: every reranker scores the file; ``model_workers`` at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from rerankctl.eval.local import evaluate_local, load_rerank_records
+    from rerankctl.eval.local import (
+        FIRST_STAGE,
+        evaluate_first_stage,
+        evaluate_local,
+        first_stage_scores,
+        load_rerank_records,
+    )
     from rerankctl.eval.multi import MultiModelResult
 
     records = load_rerank_records(
         opts.input, opts.max_samples, opts.max_chars
     )  # validate once, before loading models
+    baseline = None
+    if opts.baseline:  # before any model loads: a file without a first-stage order is refused at once
+        first = first_stage_scores(opts.input, opts.max_samples)
+        baseline = evaluate_first_stage(records, first, dataset_name=Path(opts.input).name)
     rerankers = build_rerankers(opts)
+    if baseline is not None:  # recorded once the models load: a failed load leaves no run behind
+        record(FIRST_STAGE, baseline)
     out = MultiModelResult(results={n: {} for n in rerankers})
 
     def run(name: str) -> None:
@@ -326,3 +354,15 @@ def _run_two_stage(opts: EvalOptions, record: Callable[[str, Any], None]) -> Any
         max_samples=opts.max_samples, instruction=opts.instruction, on_result=lambda r: record(r.model, r),
     )  # fmt: skip
     return MultiModelResult(results={n: {} for n in rerankers})
+
+
+def first_stage_row(row: Any, result: Any) -> Any:
+    """The first stage's own scores of a two-stage task (the embedding ranking), as a report row."""
+    from rerankctl.eval.local import FIRST_STAGE
+    from rerankctl.eval.report import ResultRow
+
+    return ResultRow(
+        model=FIRST_STAGE, dataset=row.dataset, main_metric=row.main_metric,
+        main_score=result.first_stage[row.main_metric], metrics=dict(result.first_stage), kind="first_stage",
+        extra={"embedder": result.embedder, "n_queries": result.n_queries},
+    )  # fmt: skip

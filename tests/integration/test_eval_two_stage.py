@@ -166,7 +166,8 @@ def test_bad_embedding_endpoint_is_named(embed_server):
             HTTPEmbedder(srv.url).embed(["a"])
 
 
-def test_cli_two_stage_on_mteb_mock_retrieval(embed_server, tmp_path, capsys):
+@pytest.mark.parametrize("baseline", [False, True], ids=["", "baseline"])
+def test_cli_two_stage_on_mteb_mock_retrieval(embed_server, tmp_path, capsys, baseline):
     from rerankctl.cli.main import main
     from rerankctl.serve.runner import BackgroundServer
 
@@ -185,11 +186,18 @@ def test_cli_two_stage_on_mteb_mock_retrieval(embed_server, tmp_path, capsys):
     with BackgroundServer(rerank) as srv:
         try:
             main(["eval", "--endpoints", srv.url, "--two-stage", "--embedding-endpoint", url, "--top-k", "2",
-                  "--datasets", "MockRetrievalTask", "--output", str(tmp_path), "--json"])  # fmt: skip
+                  "--datasets", "MockRetrievalTask", "--output", str(tmp_path), "--json"]
+                 + ["--baseline"] * baseline)  # fmt: skip
         except SystemExit as exc:
             assert exc.code in (0, None)
     report = json.loads(capsys.readouterr().out)
-    [row] = report["results"]
+    if baseline:  # the embedding ranking is a column of its own, first, and the reranker's delta is its gain
+        first, row = report["results"]
+        assert report["models"] == ["first-stage", srv.url] and first["model"] == "first-stage"
+        assert first["main_score"] == pytest.approx(row["extra"]["first_stage_main_score"])
+        assert row["extra"]["delta"] == pytest.approx(row["extra"]["gain"])
+    else:
+        [row] = report["results"]
     assert row["dataset"] == "MockRetrievalTask (top-2)" and row["kind"] == "two_stage"
     # Both mock documents are candidates (top-2 of 2), so the order alone decides: by length,
     # the same order as MockRerankingTask's, nDCG@10 = (1 + 1/log2 3) / 2 = 0.81546.
