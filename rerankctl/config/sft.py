@@ -88,6 +88,14 @@ class SFTConfig(RankerRunSettings):
         description="Pairs lambda_k keeps: either document in the model's top k (sentence-transformers v6) "
         "or both (allRank).",
     )
+    lambda_activation: Literal["none", "tanh", "arctan"] = Field(
+        "none",
+        description="LambdaLoss score activation: none, tanh (c·tanh(s/c)) or arctan ((2c/π)·arctan(πs/2c)); "
+        "bounds scores to (-c, c), c = lambda_activation_scale (the seed tool's option).",
+    )
+    lambda_activation_scale: float = Field(
+        5.0, gt=0, description="The bound c of --lambda-activation tanh/arctan."
+    )
     ranknet_max_pairs: int | None = Field(
         None, ge=1, description="Sample at most this many pairs per group (RankNet)."
     )
@@ -112,6 +120,11 @@ class SFTConfig(RankerRunSettings):
     def _check(self) -> SFTConfig:
         if self.n_docs and self.n_pos > self.n_docs:
             raise ValueError(f"n_pos ({self.n_pos}) is larger than n_docs ({self.n_docs})")
+        if self.lambda_activation != "none" and self.loss_type != "lambdaloss":
+            raise ValueError(
+                f"lambda_activation {self.lambda_activation} applies to loss_type lambdaloss only, "
+                f"not {self.loss_type} (it would have no effect)"
+            )
         return self
 
     # LambdaLoss options that would silently do something else are refused (issue 18). Field
@@ -154,6 +167,8 @@ class SFTConfig(RankerRunSettings):
             "sigma": self.lambda_sigma,
             "mu": self.lambda_mu,
             "topk_rule": self.lambda_topk_rule,
+            "score_activation": self.lambda_activation,
+            "activation_scale": self.lambda_activation_scale,
             "max_pairs": self.ranknet_max_pairs,
             "seed": self.seed,
             "pos_weight": self.bce_pos_weight,

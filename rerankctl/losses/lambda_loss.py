@@ -29,6 +29,20 @@ The top-k pair rule (``topk_rule``), chosen deliberately:
 
 The two rules differ only when ``k`` is below the group size.
 
+Score activation (``score_activation``, ``activation_scale`` = ``c``), applied to the scores
+before ranking and pairing::
+
+    none:   s' = s
+    tanh:   s' = c · tanh(s / c)
+    arctan: s' = (2c / π) · arctan(π s / (2c))
+
+Both squash monotonically (the model's ranking, and so every swap weight, is unchanged), have
+slope 1 at 0 and stay inside ``(−c, c)``, so a pair's difference is bounded by ``2c`` and a few
+pairs with runaway logits cannot dominate the loss (their gradient fades as they saturate).
+From the seed (original Qwen3-Reranker) training scripts' LambdaLoss option of "tanh / arctan
+scaled" score activations, named in issue 16; their exact constants were not available, so
+these are the bounded, slope-1 forms (an arctan without the π/2c factor would bound at c·π/2).
+
 Inputs: ``scores[B, N]`` raw logits (any real number), ``labels[B, N]`` binary or graded
 (negative grades count as gain 0), ``mask[B, N]`` True for real documents.
 
@@ -64,6 +78,9 @@ Example::
     >>> loss = lambda_loss(scores, labels)                       # NDCGLoss2++
     >>> loss.backward(); bool(scores.grad[0, 0] < 0)             # push the positive up
     True
+    >>> round(lambda_loss(scores, labels, weighting_scheme="none", score_activation="tanh",
+    ...                   activation_scale=0.5).item(), 4)  # (softplus(0.5·tanh(2)) + ln 2) / 2
+    0.828
 """
 
 from __future__ import annotations
@@ -84,10 +101,13 @@ from rerankctl.losses.lambda_weighting import (
 )
 
 TOPK_RULES = ("either", "both")
+ACTIVATIONS = ("none", "tanh", "arctan")
 
 __all__ = [
     "SCHEME_NAMES",
+    "ACTIVATIONS",
     "TOPK_RULES",
+    "activate_scores",
     "LambdaRankScheme",
     "NDCGLoss1Scheme",
     "NDCGLoss2PPScheme",
@@ -119,6 +139,22 @@ def check_lambda_options(k: int | None, sigma: float, mu: float, topk_rule: str)
         raise ValueError(f"lambda_loss: mu must be >= 0, got {mu!r}")
 
 
+def activate_scores(scores: Tensor, activation: str = "none", scale: float = 1.0) -> Tensor:
+    """The score activation of the module docstring: ``none``, ``c·tanh(s/c)`` or ``(2c/π)·arctan(πs/2c)``."""
+    if activation == "none":
+        return scores
+    if not scale > 0:
+        raise ValueError(f"lambda_loss: activation_scale must be > 0, got {scale!r}")
+    if activation == "tanh":
+        return scale * torch.tanh(scores / scale)
+    if activation == "arctan":
+        half_pi = torch.pi / 2
+        return (scale / half_pi) * torch.atan(half_pi * scores / scale)
+    raise ValueError(
+        f"lambda_loss: score_activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}"
+    )
+
+
 def lambda_loss(
     scores: Tensor,
     labels: Tensor,
@@ -131,6 +167,8 @@ def lambda_loss(
     mu: float = 10.0,
     eps: float = 1e-10,
     topk_rule: str = "either",
+    score_activation: str = "none",
+    activation_scale: float = 1.0,
 ) -> Tensor:
     """LambdaLoss over padded groups; see the module docstring for the formula.
 
@@ -151,6 +189,9 @@ def lambda_loss(
         eps: lower bound of maxDCG in the gain normalisation.
         topk_rule: ``"either"`` (sentence-transformers v6, default) keeps a pair if either
             document is in the top ``k``; ``"both"`` (allRank) only if both are (``k >= 2``).
+        score_activation: ``"none"`` (default), ``"tanh"`` or ``"arctan"``: squash the scores
+            into ``(−activation_scale, activation_scale)`` first (module docstring).
+        activation_scale: the bound ``c`` of the activation, ``> 0``.
 
     Raises:
         ValueError: ``k < 1``; ``k = 1`` with ``topk_rule="both"``; ``sigma <= 0``; ``mu < 0``;
@@ -162,6 +203,7 @@ def lambda_loss(
     check_lambda_options(k, sigma, mu, topk_rule)
     scheme = resolve_scheme(weighting_scheme, metric, mu)
     s, y, mask = prepare(scores, labels, mask, "lambda_loss")
+    s = activate_scores(s, score_activation, activation_scale)
     b, n = s.shape
     kk = n if k is None else min(int(k), n)
 
