@@ -92,6 +92,12 @@ class VLRewardConfig(StrictConfig):
         json_schema_extra=cli(check="dataset"),
     )
     processor: ProcessorSpec = Field(None, description=PROCESSOR_HELP, json_schema_extra=PROCESSOR_FLAGS)
+    max_samples: int | None = Field(
+        None,
+        ge=1,
+        description="Read only the first N training records (file order, before --processor; the seed "
+        "tool's --max-samples).",
+    )
     synth_size: int = Field(200, ge=4, description="Records generated for the built-in synth data.")
     skip_invalid: bool = Field(False, description="Skip malformed records instead of stopping.")
 

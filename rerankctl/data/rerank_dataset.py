@@ -347,6 +347,12 @@ class RerankDataset:
         with _quiet_progress(before):
             self.data = self.data.filter(enough, input_columns="labels")
         self.too_few_dropped = before - len(self.data)
+        if before and not len(self.data):
+            raise DataError(
+                f"every group ({before}) has fewer than {min_pos} positive(s) or {min_neg} negative(s)",
+                hint="lower --min-pos/--min-neg (`rerankctl data stats` shows documents per query)",
+                path=self.source,
+            )
         if self.too_few_dropped:
             log.info(
                 "%s: dropped %d group(s) with fewer than %d positive(s) or %d negative(s) (--min-pos/--min-neg)",

@@ -50,12 +50,17 @@ class VLItem:
 
 
 def load_vl_items(
-    path: str | os.PathLike, skip_invalid: bool = False, max_chars: int = 0, processor: Any = None
+    path: str | os.PathLike,
+    skip_invalid: bool = False,
+    max_chars: int = 0,
+    processor: Any = None,
+    max_records: int | None = None,
 ) -> tuple[list[VLItem], int]:
     """Validated VL records of a file (image paths relative to the file) and the skipped count.
 
     ``max_chars`` cuts the query and responses as they are read (data/limits.py); ``processor``
-    (``FILE:CLASS``, data/processor.py) rewrites every row first."""
+    (``FILE:CLASS``, data/processor.py) rewrites every row first; ``max_records`` reads only the
+    file's first that many rows."""
     from rerankctl.data.formats import RecordError
     from rerankctl.data.validate import parse_rows
 
@@ -64,7 +69,7 @@ def load_vl_items(
     items: list[VLItem] = []
     skipped = 0
     for row, record, error in parse_rows(
-        path, "vl", check_images=True, max_chars=max_chars, processor=processor
+        path, "vl", check_images=True, max_chars=max_chars, processor=processor, max_records=max_records
     ):
         if error is None and sorted(record.human_ranking) != [0, 1]:
             error = DataError(

@@ -125,7 +125,7 @@ def load_vl_splits(cfg: VLRewardConfig, data_dir: Path) -> tuple[list, list, int
         raise UsageError("no training data", hint="pass --data FILE (or use --preset tiny_vl_reward)")
     source = _materialise(cfg.train_data, data_dir, cfg.synth_size, cfg.seed)
     user = cfg.processor if cfg.train_data != BUILTIN_SYNTH_VL else None  # the user's files only
-    train, skipped = load_vl_items(source, cfg.skip_invalid, cfg.max_chars, user)
+    train, skipped = load_vl_items(source, cfg.skip_invalid, cfg.max_chars, user, cfg.max_samples)
     if cfg.val_data:
         val, more = load_vl_items(
             _materialise(cfg.val_data, data_dir, max(4, cfg.synth_size // 4), cfg.seed + 1),

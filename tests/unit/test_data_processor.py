@@ -297,6 +297,12 @@ def test_vl_items_read_through_it(tmp_path):
     )
     items, skipped = load_vl_items(path, processor=f"{proc}:vl")
     assert len(items) == 1 and skipped == 0
+    row = {"k": "2", "ask": "and?", "img": "a.png", "good": "x", "bad": "y"}
+    two = _write(tmp_path / "vl2.jsonl", [json.loads(path.read_text()), row])
+    assert len(load_vl_items(two, processor=f"{proc}:vl")[0]) == 2
+    assert (
+        len(load_vl_items(two, processor=f"{proc}:vl", max_records=1)[0]) == 1
+    )  # train vl-reward --max-samples
 
 
 def test_config_field_is_declared_once_and_made_absolute(proc, tmp_path, monkeypatch):
@@ -312,3 +318,73 @@ def test_config_field_is_declared_once_and_made_absolute(proc, tmp_path, monkeyp
         assert model(processor="my_proc.py:QA").processor == f"{proc.resolve()}:QA"
         with pytest.raises(ValidationError, match="not FILE:CLASS"):
             model(processor="my_proc.py")
+
+
+# ---------------------------------------------------------------------------------------------- seed options
+
+
+def _groups_file(tmp_path):
+    """Six records: record i has i % 3 + 1 positives and i negatives (0..5)."""
+    rows = [
+        {
+            "query": f"q{i}",
+            "pos": [f"p{i}.{j}" for j in range(i % 3 + 1)],
+            "neg": [f"n{i}.{j}" for j in range(i)],
+        }
+        for i in range(6)
+    ]
+    return _write(tmp_path / "groups.jsonl", rows)
+
+
+def test_max_records_reads_only_the_first_records(tmp_path, rerankctl_home):
+    from rerankctl.data.rerank_dataset import RerankDataset
+    from rerankctl.data.streaming import StreamingRerankDataset
+    from rerankctl.data.validate import load_records
+
+    path = _groups_file(tmp_path)
+    assert [r.query for r in load_records(path, max_records=4)[0]] == ["q0", "q1", "q2", "q3"]
+    data = RerankDataset(path, n_docs=0, max_records=4, cache_dir=str(tmp_path / "c"))
+    assert [data.record(i).query for i in range(len(data))] == ["q0", "q1", "q2", "q3"]
+    full = RerankDataset(path, n_docs=0, cache_dir=str(tmp_path / "c"))
+    assert len(full) == 6  # the cap is part of the cache key
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(RerankDataset(rows, n_docs=0, max_records=2)) == 2
+    # Two shards of the stream stop at the same place: together they read exactly records 0-3.
+    seen = []
+    for rank in (0, 1):
+        stream = StreamingRerankDataset(path, n_docs=0, max_records=4, rank=rank, world_size=2)
+        seen += [r.query for _, _, r in stream.iter_records()]
+    assert sorted(seen) == ["q0", "q1", "q2", "q3"]
+
+
+def test_max_records_counts_lines_before_the_processor(proc, raw, rerankctl_home, tmp_path):
+    from rerankctl.data.rerank_dataset import RerankDataset
+
+    # raw: q1, q2 (dropped by the processor), q3. The first 2 lines hold one usable record.
+    data = RerankDataset(raw, n_docs=0, processor=f"{proc}:QA", max_records=2, cache_dir=str(tmp_path / "c"))
+    assert len(data) == 1 and data.processor_dropped == 1
+
+
+@pytest.mark.parametrize(
+    ("min_pos", "min_neg", "kept"), [(0, 0, 6), (2, 0, 4), (0, 3, 3), (2, 3, 2), (3, 5, 1)]
+)
+def test_min_pos_min_neg_drop_small_groups(tmp_path, rerankctl_home, min_pos, min_neg, kept):
+    from rerankctl.data.rerank_dataset import RerankDataset
+    from rerankctl.data.streaming import StreamingRerankDataset
+
+    # positives per record 1, 2, 3, 1, 2, 3; negatives 0..5 (see _groups_file).
+    path = _groups_file(tmp_path)
+    expected = [f"q{i}" for i in range(6) if i % 3 + 1 >= min_pos and i >= min_neg]
+    assert len(expected) == kept
+    data = RerankDataset(path, n_docs=0, min_pos=min_pos, min_neg=min_neg, cache_dir=str(tmp_path / "c"))
+    assert [data.record(i).query for i in range(len(data))] == expected and data.too_few_dropped == 6 - kept
+    stream = StreamingRerankDataset(path, n_docs=0, min_pos=min_pos, min_neg=min_neg, rank=0, world_size=1)
+    assert [r.query for _, _, r in stream.iter_records()] == expected and stream.too_few_dropped == 6 - kept
+
+
+def test_min_neg_that_drops_everything_is_an_error(tmp_path, rerankctl_home):
+    from rerankctl.data.rerank_dataset import RerankDataset
+    from rerankctl.errors import DataError
+
+    with pytest.raises(DataError, match=r"every group \(6\) has fewer than 0 positive\(s\) or 99 negative"):
+        RerankDataset(_groups_file(tmp_path), n_docs=0, min_neg=99, cache_dir=str(tmp_path / "c"))
