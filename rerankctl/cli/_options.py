@@ -437,16 +437,18 @@ def register_config_command(
     extra: tuple[inspect.Parameter, ...] = (),
     presets: bool = True,
     ranges: bool = False,
+    base: type[ConfigCommand] | None = None,
 ) -> list[OptionSpec]:
     """Add ``name`` to ``app``: one option per field of ``model``, then ``run(cfg, **extra values)``.
 
     ``finish(cfg, overrides)`` may adjust the resolved config (size profiles, cross-flag checks)
-    before ``--print-config`` prints it.
+    before ``--print-config`` prints it. ``base``: a :class:`ConfigCommand` subclass to build on
+    (one that rewrites more of the arguments, like ``eval parity``'s space-separated ``--endpoints``).
     """
     callback, specs, aliases = config_callback(
         model, command=command, run=run, doc=doc, name=name, finish=finish, extra=extra, presets=presets,
         ranges=ranges,
     )  # fmt: skip
-    cls = type(f"{callback.__name__}_command", (ConfigCommand,), {"flag_aliases": aliases})
+    cls = type(f"{callback.__name__}_command", (base or ConfigCommand,), {"flag_aliases": aliases})
     app.command(name, cls=cls)(callback)
     return specs

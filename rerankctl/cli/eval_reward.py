@@ -20,18 +20,11 @@ def eval_reward(cfg) -> None:  # type: ignore[no-untyped-def]
     data = check_ref(cfg.data, "--data", "dataset")
     from rerankctl.train.reward import run_reward_eval
 
+    same = {"dataset_format", "max_length", "frac", "max_samples", "skip_invalid", "run_name"}
     reward_cfg = RewardConfig(
-        eval_only=True,
-        model_path=model,
-        eval_dataset=data,
-        dataset_format=cfg.dataset_format,
-        eval_batch=cfg.batch_size,
-        max_length=cfg.max_length,
-        frac=cfg.frac,
-        max_samples=cfg.max_samples,
-        skip_invalid=cfg.skip_invalid,
-        run_name=cfg.run_name,
-    )
+        eval_only=True, model_path=model, eval_dataset=data, eval_batch=cfg.batch_size,
+        **cfg.model_dump(include=same),
+    )  # fmt: skip
     result = run_reward_eval(reward_cfg, output=cfg.output)
     if cfg.as_json:
         import json

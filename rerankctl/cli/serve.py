@@ -84,19 +84,10 @@ def serve(cfg) -> None:  # type: ignore[no-untyped-def]
         shared_prefix=cfg.shared_prefix,
     )
     print(f"rerankctl serve: model loaded in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    limits = ("max_docs", "max_doc_chars", "max_query_chars", "max_batch_tokens", "max_batch_size",
+              "max_gather_tokens", "max_wait_ms", "max_queue_docs", "batching", "instruction")  # fmt: skip
     settings = ServeSettings(
-        model_name=cfg.served_model_name,
-        api_key=cfg.api_key or None,
-        instruction=cfg.instruction,
-        max_docs=cfg.max_docs,
-        max_doc_chars=cfg.max_doc_chars,
-        max_query_chars=cfg.max_query_chars,
-        max_batch_tokens=cfg.max_batch_tokens,
-        max_batch_size=cfg.max_batch_size,
-        max_gather_tokens=cfg.max_gather_tokens,
-        max_wait_ms=cfg.max_wait_ms,
-        max_queue_docs=cfg.max_queue_docs,
-        batching=cfg.batching,
+        model_name=cfg.served_model_name, api_key=cfg.api_key or None, **cfg.model_dump(include=set(limits))
     )
     app = create_app(scorer, settings)
     bound_host, bound_port = sock.getsockname()[:2]

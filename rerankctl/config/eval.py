@@ -33,6 +33,17 @@ LOCAL = "Local models"
 API_KEY_ENV = "RERANKCTL_API_KEY"
 
 
+def _split_values(cls: type, value: Any) -> Any:
+    """``a,b`` is two values (the flags take several: ``--endpoints a b``, repeated or comma-separated)."""
+    if isinstance(value, dict):  # gpu_map as Python gives it: {dir: index}
+        return [f"{k}={v}" for k, v in value.items()]
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [part.strip() for v in value for part in v.split(",") if part.strip()]
+    return value
+
+
 class EvalConfig(ScoringSettings):
     """Everything `rerankctl eval` needs (``EvalOptions`` in Python)."""
 
@@ -132,17 +143,7 @@ class EvalConfig(ScoringSettings):
         False, description="Print the groups, their tasks, languages and main scores, and exit."
     )
 
-    @field_validator("endpoints", "models", "datasets", "gpu_map", mode="before")
-    @classmethod
-    def _split_commas(cls, value: Any) -> Any:
-        """``a,b`` is two values (the flags take several: ``--endpoints a b``, repeated or comma-separated)."""
-        if isinstance(value, dict):  # gpu_map as Python gives it: {dir: index}
-            return [f"{k}={v}" for k, v in value.items()]
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return [part.strip() for v in value for part in v.split(",") if part.strip()]
-        return value
+    _split = field_validator("endpoints", "models", "datasets", "gpu_map", mode="before")(_split_values)
 
     @property
     def gpu_placements(self) -> dict[str, int] | None:
@@ -195,3 +196,33 @@ class EvalRewardConfig(StrictConfig):
     output: str | None = Field(None, description="Where the reports go.", json_schema_extra=OUTPUT_FLAGS)
     run_name: str | None = Field(None, description="Run name in the run store.")
     as_json: bool = Field(False, description="Print the metrics as JSON.", json_schema_extra=JSON_FLAGS)
+
+
+class EvalParityConfig(StrictConfig):
+    """`rerankctl eval parity`: the same pairs through the local model and each endpoint or export."""
+
+    model: str = Field(
+        ...,
+        description="The model the endpoints should serve.",
+        json_schema_extra=cli("--model", "-m", metavar="PATH"),
+    )
+    endpoints: list[str] = Field(
+        default_factory=list,
+        description="Rerank endpoints (space- or comma-separated).",
+        json_schema_extra=cli("--endpoints", "-e", hidden=("--endpoint",), metavar="URL"),
+    )
+    export: list[str] = Field(
+        default_factory=list,
+        description="A seq-cls export to score through sentence-transformers CrossEncoder and transformers too.",
+        json_schema_extra=PATH,
+    )
+    max_length: int = Field(1024, ge=16, description="Token limit of the local model.")
+    instruction: str | None = Field(None, description="Instruction sent with every pair.")
+    threshold: float = Field(1e-5, ge=0, description="Largest |Δp| allowed; past it the exit code is 1.")
+    top_k: int = Field(3, ge=1, description="k of the top-k order flips.")
+    api_key: str | None = Field(
+        None, description="Bearer key for the endpoints.", json_schema_extra=cli(envvar=API_KEY_ENV)
+    )
+    as_json: bool = Field(False, description="Print the results as JSON.", json_schema_extra=JSON_FLAGS)
+
+    _split = field_validator("endpoints", "export", mode="before")(_split_values)

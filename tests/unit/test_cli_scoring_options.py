@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from rerankctl.cli._options import option_specs
 from rerankctl.cli.app import build_app
-from rerankctl.config.eval import EvalConfig, EvalRewardConfig
+from rerankctl.config.eval import EvalConfig, EvalParityConfig, EvalRewardConfig
 from rerankctl.config.rerank import ExportConfig, RerankConfig
 from rerankctl.config.scoring import ScoringSettings
 from rerankctl.config.serve import ServeConfig
@@ -28,6 +28,7 @@ ROOT = typer.main.get_command(APP).load_all()
 COMMANDS = {
     ("eval",): EvalConfig,
     ("eval", "reward"): EvalRewardConfig,
+    ("eval", "parity"): EvalParityConfig,
     ("serve",): ServeConfig,
     ("rerank",): RerankConfig,
     ("export",): ExportConfig,
@@ -89,6 +90,8 @@ def test_old_spellings_still_parse():
         "eval", "--endpoint", "http://a", "--batch", "4", "--dataset", "T2", "--print-config"
     ).stdout
     assert 'endpoints = [\n    "http://a",\n]' in out and "batch_size = 4" in out and '"T2"' in out
+    out = _invoke("eval", "parity", "-m", "m", "--endpoint", "http://a", "http://b", "--print-config").stdout
+    assert 'endpoints = [\n    "http://a",\n    "http://b",\n]' in out
     out = _invoke("export", "ckpt", "--output-dir", "o", "--print-config").stdout
     assert 'output = "o"' in out
     out = _invoke("eval", "reward", "--model", "m", "--dataset", "d", "--batch", "3", "--print-config").stdout
