@@ -15,8 +15,10 @@ from pydantic import Field, field_validator
 from rerankctl.config.base import StrictConfig, cli
 from rerankctl.config.scoring import (
     BATCH_FLAGS,
+    ENDPOINTS_FLAGS,
     INPUT_FLAGS,
     JSON_FLAGS,
+    MODEL_FLAGS,
     OUTPUT,
     OUTPUT_FLAGS,
     PATH,
@@ -53,12 +55,12 @@ class EvalConfig(ScoringSettings):
     endpoints: list[str] = Field(
         default_factory=list,
         description="Rerank endpoint URL(s), e.g. http://127.0.0.1:9997.",
-        json_schema_extra=cli("--endpoints", "-e", hidden=("--endpoint",), metavar="URL"),
+        json_schema_extra=ENDPOINTS_FLAGS,
     )
     models: list[str] = Field(
         default_factory=list,
         description="Local model dir(s) scored in-process, no server.",
-        json_schema_extra=cli("--model", "-m", metavar="PATH"),
+        json_schema_extra=MODEL_FLAGS,
     )
     datasets: list[str] = Field(
         default_factory=list,
@@ -180,7 +182,7 @@ class EvalRewardConfig(StrictConfig):
     model: str = Field(
         ...,
         description="Reward model directory (a `train reward` final_model/ or checkpoint).",
-        json_schema_extra=cli("--model", "-m", metavar="PATH"),
+        json_schema_extra=MODEL_FLAGS,
     )
     data: str = Field(
         ...,
@@ -204,12 +206,12 @@ class EvalParityConfig(StrictConfig):
     model: str = Field(
         ...,
         description="The model the endpoints should serve.",
-        json_schema_extra=cli("--model", "-m", metavar="PATH"),
+        json_schema_extra=MODEL_FLAGS,
     )
     endpoints: list[str] = Field(
         default_factory=list,
         description="Rerank endpoints (space- or comma-separated).",
-        json_schema_extra=cli("--endpoints", "-e", hidden=("--endpoint",), metavar="URL"),
+        json_schema_extra=ENDPOINTS_FLAGS,
     )
     export: list[str] = Field(
         default_factory=list,

@@ -16,6 +16,7 @@ from rerankctl.config.scoring import (
     BATCH_FLAGS,
     INPUT_FLAGS,
     JSON_FLAGS,
+    MODEL_FLAGS,
     OUTPUT,
     OUTPUT_FLAGS,
     PATH,
@@ -33,7 +34,7 @@ class RerankConfig(ScoringSettings):
     model: str = Field(
         ...,
         description="Model directory, hub id or training run's final/.",
-        json_schema_extra=cli("--model", "-m", metavar="PATH"),
+        json_schema_extra=MODEL_FLAGS,
     )
     query: str | None = Field(None, description="The query.", json_schema_extra=cli("--query", "-q"))
     input: str | None = Field(

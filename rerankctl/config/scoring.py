@@ -21,6 +21,10 @@ OUTPUT = "Output"
 BATCH_FLAGS = cli("--batch-size", hidden=("--batch",))
 #: `--output/-o` of every command that writes files (``--output-dir`` hidden, as in train).
 OUTPUT_FLAGS = cli("--output", "-o", hidden=("--output-dir",), metavar="PATH")
+#: `--model/-m`: a model directory (or Hub id) in every scoring command.
+MODEL_FLAGS = cli("--model", "-m", metavar="PATH")
+#: `--endpoints/-e`: rerank endpoints (the seed tool's singular `--endpoint` hidden).
+ENDPOINTS_FLAGS = cli("--endpoints", "-e", hidden=("--endpoint",), metavar="URL")
 #: `--input/-i`: a rerank-format file.
 INPUT_FLAGS = cli("--input", "-i", metavar="PATH")
 #: A value that is a file or directory, or a URL (the metavar ``--help`` shows).

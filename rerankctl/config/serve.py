@@ -14,7 +14,7 @@ from pydantic import Field
 
 from rerankctl.config.base import cli
 from rerankctl.config.eval import API_KEY_ENV
-from rerankctl.config.scoring import SCORING, ScoringSettings
+from rerankctl.config.scoring import MODEL_FLAGS, SCORING, ScoringSettings
 from rerankctl.data.limits import DEFAULT_MAX_CHARS
 
 SERVER = "Server"
@@ -31,7 +31,7 @@ class ServeConfig(ScoringSettings):
         ...,
         description="Model directory: causal-LM reranker, PEFT adapter, exported seq-cls model or "
         "CrossEncoder (any name with --backend noop).",
-        json_schema_extra=cli("--model", "-m", metavar="PATH"),
+        json_schema_extra=MODEL_FLAGS,
     )
     backend: Literal["torch", "vllm", "noop"] = Field(
         "torch",
