@@ -147,3 +147,15 @@ PROCESSOR_HELP = (
     "--custom_bt_dataset_path/--custom_bt_dataset_name. See rerankctl/data/processor.py."
 )
 PROCESSOR_FLAGS = cli(metavar="FILE:CLASS", check="processor")
+
+
+def check_processor_sources(processor: str | None, *sources: str | None) -> None:
+    """Refuse ``--processor`` when no user file would be read through it (a flag with no effect).
+
+    The built-in data sets (``builtin:...``) are already in rerankctl's format and never go through it.
+    """
+    if processor and not any(s and not str(s).startswith("builtin:") for s in sources):
+        raise ValueError(
+            "processor applies to your data files (--data, --eval-data) and there is none: the built-in "
+            "data is already in rerankctl's format; pass --data FILE or drop --processor"
+        )

@@ -105,16 +105,15 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 def _validation_error(exc: Any, source: str) -> ConfigError:
     """Turn the first pydantic error into a one-line ConfigError naming the key."""
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err.get("loc", ())) or "?"
+    key = ".".join(str(p) for p in err.get("loc", ())) or None  # None: a check across fields
     if err.get("type") == "extra_forbidden":
         return ConfigError(
             "unknown key", hint="check the spelling; `--print-config` lists every key", path=source, field=key
         )
     got = err.get("input")
     got_text = f" (got {got!r})" if not isinstance(got, Mapping) else ""
-    return ConfigError(
-        f"{err.get('msg', 'invalid value')}{got_text}", hint="fix the value", path=source, field=key
-    )
+    message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    return ConfigError(f"{message}{got_text}", hint="fix the value", path=source, field=key)
 
 
 def resolve_config(

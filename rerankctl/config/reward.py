@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rerankctl.config.base import (
     BATCH_FLAGS,
@@ -24,6 +24,7 @@ from rerankctl.config.base import (
     ProcessorSpec,
     ReportTo,
     StrictConfig,
+    check_processor_sources,
     cli,
 )
 from rerankctl.config.distributed import DistributedConfig
@@ -206,6 +207,11 @@ class RewardConfig(StrictConfig):
         description="Size profiles (small/medium/large).",
         json_schema_extra=cli(expose=False),
     )
+
+    @model_validator(mode="after")
+    def _processor_has_data(self) -> RewardConfig:
+        check_processor_sources(self.processor, self.dataset, self.eval_dataset)
+        return self
 
     def unused_fields(self) -> set[str]:
         return {"model"} if self.eval_only else set()  # --eval-only reads --model-path instead

@@ -25,6 +25,7 @@ from rerankctl.config.base import (
     ProcessorSpec,
     ReportTo,
     StrictConfig,
+    check_processor_sources,
     cli,
 )
 from rerankctl.config.distributed import DistributedConfig
@@ -192,4 +193,5 @@ class RankerRunSettings(StrictConfig):
     def _precision(self) -> RankerRunSettings:
         if self.bf16 and self.fp16:
             raise ValueError("bf16 and fp16 are mutually exclusive")
+        check_processor_sources(self.processor, self.data, self.eval_data)
         return self

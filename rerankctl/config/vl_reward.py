@@ -21,6 +21,7 @@ from rerankctl.config.base import (
     ProcessorSpec,
     ReportTo,
     StrictConfig,
+    check_processor_sources,
     cli,
 )
 from rerankctl.config.distributed import DistributedConfig
@@ -185,4 +186,5 @@ class VLRewardConfig(StrictConfig):
             raise ValueError("score_max must be greater than score_min")
         if self.max_pixels < self.min_pixels:
             raise ValueError("max_pixels must be at least min_pixels")
+        check_processor_sources(self.processor, self.train_data, self.val_data)
         return self

@@ -314,10 +314,21 @@ def test_config_field_is_declared_once_and_made_absolute(proc, tmp_path, monkeyp
     from rerankctl.config.vl_reward import VLRewardConfig
 
     monkeypatch.chdir(proc.parent)
-    for model in (SFTConfig, RLConfig, RewardConfig, VLRewardConfig):
-        assert model(processor="my_proc.py:QA").processor == f"{proc.resolve()}:QA"
+    data_key = {SFTConfig: "data", RLConfig: "data", RewardConfig: "dataset", VLRewardConfig: "train_data"}
+    for model, key in data_key.items():
+        assert model(processor="my_proc.py:QA", **{key: "raw.jsonl"}).processor == f"{proc.resolve()}:QA"
         with pytest.raises(ValidationError, match="not FILE:CLASS"):
-            model(processor="my_proc.py")
+            model(processor="my_proc.py", **{key: "raw.jsonl"})
+        # With only built-in data nothing would go through it: refused, not ignored.
+        with pytest.raises(ValidationError, match="processor applies to your data files"):
+            model(processor="my_proc.py:QA", **{key: "builtin:synth"})
+        assert model(processor="my_proc.py:QA", **{key: "builtin:synth"}, **_eval_key(model)).processor
+
+
+def _eval_key(model):
+    """A user eval file next to built-in training data: the processor reads that one."""
+    name = {"RewardConfig": "eval_dataset", "VLRewardConfig": "val_data"}.get(model.__name__, "eval_data")
+    return {name: "dev.jsonl"}
 
 
 # ---------------------------------------------------------------------------------------------- seed options
