@@ -5,10 +5,11 @@ the Trainer, after 20-60 s of imports, with "TensorBoardCallback requires tensor
 installed". Here an unknown name or a missing package is one line naming the flag and the pip
 command, in milliseconds (``importlib.util.find_spec`` looks the package up without importing it).
 
-Only the trackers this package tests are accepted: tensorboard and mlflow are read back in
-tests/integration/test_trackers.py for every trainer. wandb and swanlab go through the same stock
-callbacks; they are accepted when installed, and are only as offline as their own
-``WANDB_MODE=offline`` / ``SWANLAB_MODE=offline`` make them (no test of ours covers them).
+Four trackers are accepted. tensorboard and mlflow are read back in
+tests/integration/test_trackers.py for every trainer; wandb with ``WANDB_MODE=offline`` for
+``train sft`` (its offline run file read back). swanlab goes through the same stock callback when
+installed (``SWANLAB_MODE=offline``) but no test covers it: its package pins protobuf below the
+version tensorboard and mlflow install here.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ TRACKERS: dict[str, tuple[tuple[str, ...], str]] = {
     "wandb": (("wandb",), "pip install wandb (offline: WANDB_MODE=offline)"),
     "swanlab": (("swanlab",), "pip install swanlab (offline: SWANLAB_MODE=offline)"),
 }
+
+#: The MLFLOW_TRACKING_URI that :func:`default_mlflow_env` put into os.environ (not the user's).
+_defaulted_uri: str | None = None
 
 #: MLflow backends that need SQLAlchemy, which mlflow-skinny does not bring.
 _SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
@@ -85,11 +89,15 @@ def default_mlflow_env(environ: Any = None) -> str:
     open (no SQLAlchemy), and refuses its file backend (in maintenance mode) unless
     ``MLFLOW_ALLOW_FILE_STORE`` is set: set here for file stores only, never over the user's value.
     """
+    global _defaulted_uri
     env = os.environ if environ is None else environ
     uri = env.get("MLFLOW_TRACKING_URI") or ""
-    if not uri:
+    # A default set here for an earlier run in this process follows $RERANKCTL_HOME; a user's stays.
+    if not uri or (environ is None and uri == _defaulted_uri):
         uri = (paths.home() / "mlruns").resolve().as_uri()
         env["MLFLOW_TRACKING_URI"] = uri
+        if environ is None:
+            _defaulted_uri = uri
     if (uri.startswith("file:") or "://" not in uri) and "MLFLOW_ALLOW_FILE_STORE" not in env:
         env["MLFLOW_ALLOW_FILE_STORE"] = "true"
     return uri

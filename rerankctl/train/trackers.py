@@ -3,7 +3,7 @@
 Every trainer of this package (SFT, RL, reward, VL reward) is a Hugging Face ``Trainer``, so
 ``report_to`` builds transformers' own ``TensorBoardCallback`` / ``MLflowCallback`` / ...; the RL
 trainer's statistics (clip fraction, KL, rewards) go through ``Trainer.log`` and reach them too.
-:func:`attach_trackers` adjusts four things the stock setup gets wrong for us:
+:func:`attach_trackers` adjusts five things the stock setup gets wrong for us:
 
 - the tracker's run is named after the rerankctl run (``args.run_name``; otherwise MLflow picks a
   random name such as ``capable-auk-759``) and tagged with its id;
@@ -15,6 +15,8 @@ trainer's statistics (clip fraction, KL, rewards) go through ``Trainer.log`` and
   (the reward trainers' baseline evaluation) opened a writer with no directory, so every event
   file went to ``./runs`` in the current directory. We fix the directory up front:
   ``<output>/runs/<date>_<host>`` (or ``TENSORBOARD_LOGGING_DIR``);
+- wandb keeps its local files (all of an offline run) in ``./wandb``; ours go to the run's output
+  (``<output>/wandb/``) unless ``WANDB_DIR`` says otherwise;
 - the stock ``MLflowCallback`` ends its run at ``on_train_end``, so the final evaluation that the
   runners log after training landed in a second, randomly named MLflow run. Our subclass reopens
   the finished run for such late logs and closes it again.
@@ -70,6 +72,33 @@ def mlflow_callback(writer: Any) -> Any:
     return RunMLflowCallback()
 
 
+def wandb_callback(writer: Any, output_dir: str) -> Any:
+    """A ``WandbCallback`` whose local files (offline runs too) go to ``output_dir``, not ``./wandb``.
+
+    ``WANDB_DIR`` is set only while ``wandb.init`` runs (it reads it then), and only when the user
+    has not set it, so a second run in the same process gets its own directory.
+    """
+    from transformers.integrations import WandbCallback
+
+    class RunWandbCallback(WandbCallback):
+        def setup(self, args, state, model, **kwargs):
+            own = "WANDB_DIR" not in os.environ
+            if own:
+                os.environ["WANDB_DIR"] = output_dir
+            try:
+                super().setup(args, state, model, **kwargs)
+            finally:
+                if own:
+                    os.environ.pop("WANDB_DIR", None)
+            run = getattr(self._wandb, "run", None)
+            if run is not None and state.is_world_process_zero:
+                run.config.update({"rerankctl_run_id": writer.id}, allow_val_change=True)
+                mode = getattr(getattr(run, "settings", None), "mode", None) or "online"
+                writer.log_event(f"wandb: run {run.id} ({mode}) in {run.dir}")
+
+    return RunWandbCallback()
+
+
 def attach_trackers(trainer: Any, writer: Any) -> None:
     """Name the trackers' run after ``writer``'s run and swap in :func:`mlflow_callback`.
 
@@ -83,7 +112,7 @@ def attach_trackers(trainer: Any, writer: Any) -> None:
         return
     if not args.run_name:
         args.run_name = writer.name
-    from transformers.integrations import MLflowCallback, TensorBoardCallback
+    from transformers.integrations import MLflowCallback, TensorBoardCallback, WandbCallback
     from transformers.integrations.integration_utils import default_logdir
 
     if "mlflow" in names:
@@ -92,6 +121,8 @@ def attach_trackers(trainer: Any, writer: Any) -> None:
     for i, callback in enumerate(callbacks):
         if type(callback) is MLflowCallback:
             callbacks[i] = mlflow_callback(writer)
+        elif type(callback) is WandbCallback:
+            callbacks[i] = wandb_callback(writer, str(args.output_dir))
         elif isinstance(callback, TensorBoardCallback):
             if callback.logging_dir is None:
                 callback.logging_dir = os.path.join(args.output_dir, default_logdir())

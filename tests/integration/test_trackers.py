@@ -236,3 +236,80 @@ def test_missing_tracker_package_is_refused_before_torch_loads(tmp_path):
     found = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("@@"))[2:])
     assert found == {"code": 2, "torch": False}, proc.stderr
     assert "--report-to tensorboard needs the no_such_module_x package" in proc.stderr
+
+
+def wandb_offline_history(root) -> tuple[str, list[dict]]:
+    """The display name and history rows of the one offline wandb run under ``root``.
+
+    An offline run's ``run-<id>.wandb`` is a LevelDB-style log (32 KiB blocks, records with a
+    7-byte header: crc32, length, type full/first/middle/last) of wandb ``Record`` protobufs,
+    after a 7-byte ``:W&B`` file header; wandb ships no reader of it, so this is a small one.
+    """
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = root.rglob("offline-run-*/run-*.wandb")
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    block, pos, parts, raws = 32768, 7, b"", []
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # a block's tail too short for a header is padding
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if length == 0 and kind == 0:
+            pos += left
+            continue
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind == 1:
+            raws.append(chunk)
+        elif kind == 2:
+            parts = chunk
+        elif kind == 3:
+            parts += chunk
+        elif kind == 4:
+            raws.append(parts + chunk)
+    name, rows = None, []
+    for raw in raws:
+        record = pb.Record()
+        record.ParseFromString(raw)
+        which = record.WhichOneof("record_type")
+        if which == "run":
+            name = record.run.display_name
+        elif which == "history":
+            rows.append(
+                {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
+            )
+    return name, rows
+
+
+@pytest.mark.slow
+def test_report_to_wandb_offline_matches_the_run_store(tmp_path, capsys, monkeypatch, tiny_qwen3_path):
+    pytest.importorskip("wandb")
+    from rerankctl.store import RunStore
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    argv = _argv("sft", out, "wb", str(tiny_qwen3_path))
+    argv[argv.index("tensorboard,mlflow")] = "wandb"
+    code, _, err = _main(argv, capsys)
+    assert code == 0, err
+    import wandb
+
+    wandb.finish()  # what the CLI's exit does (the stock callback leaves the run open for late logs)
+    assert not (tmp_path / "wandb").exists()  # the run's files are under its output, not ./wandb
+    name, rows = wandb_offline_history(out)
+    assert name == "wb"
+    store = RunStore.open()
+    run = store.get_run("wb")
+    loss = [(r["train/global_step"], r["train/loss"]) for r in rows if "train/loss" in r]
+    assert loss == store.metric_series(run.id, "loss")  # JSON floats: exact
+    evals = [(r["train/global_step"], r["eval/ndcg@10"]) for r in rows if "eval/ndcg@10" in r]
+    assert evals == [p for p in store.metric_series(run.id, "eval_ndcg@10") if p[0] > 0]
+    assert any(e.message.startswith("wandb: run ") and "(offline)" in e.message for e in store.events(run.id))
