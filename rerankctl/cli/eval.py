@@ -162,6 +162,7 @@ _install()
 
 
 def _run(opts, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    from rerankctl.eval.local import FIRST_STAGE
     from rerankctl.eval.multi import MultiModelResult
     from rerankctl.eval.report import markdown_table, report_dict
     from rerankctl.eval.runner import run_eval
@@ -177,7 +178,8 @@ def _run(opts, as_json: bool) -> None:  # type: ignore[no-untyped-def]
             typer.echo(f"{kind}: {path}", err=True)
         if outcome.run_name:
             typer.echo(f"run: {outcome.run_name} (rerankctl runs show {outcome.run_name})", err=True)
-    MultiModelResult(errors=outcome.errors).raise_for_errors(kept=len(outcome.rows))
+    models_scored = [r for r in outcome.rows if r.model != FIRST_STAGE]  # --baseline's row is no model's
+    MultiModelResult(errors=outcome.errors).raise_for_errors(kept=len(models_scored))
 
 
 # Modules adding subcommands to `eval_app`, each exposing ``register(eval_app)``.

@@ -101,3 +101,24 @@ def test_mteb_tasks_have_no_first_stage_order():
 
     with pytest.raises(UsageError, match="--baseline needs the first stage's order"):
         validate(EvalOptions(endpoints=["http://x"], baseline=True))
+
+
+def test_a_failing_model_keeps_the_baseline_but_counts_no_model_result(tmp_path, monkeypatch, capsys):
+    import rerankctl.eval.runner as runner
+    from rerankctl.cli.main import main
+
+    def broken(query, docs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(runner, "build_local", lambda opts, path, device=None: broken)
+    path = _write(tmp_path / "dev.jsonl", ROWS)
+    model = tmp_path / "model"
+    model.mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main(
+            ["eval", "--model", str(model), "--input", path, "--baseline", "--output", str(tmp_path / "out")]
+        )
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and "out of memory" in err and "0 task result(s) already scored" in err
+    report = json.loads((tmp_path / "out" / "eval.json").read_text("utf-8"))
+    assert [r["model"] for r in report["results"]] == ["first-stage"]
