@@ -55,6 +55,7 @@ class OptionSpec:
     envvar: str | None = None  # an environment variable that sets the option too
     bounds: dict[str, Any] = field(default_factory=dict)  # the field's ge/gt/le/lt (click range when asked)
     ranged: bool = False  # check the bounds while click parses (commands built with ranges=True)
+    required: bool = False  # no default: a flag or a preset must give it (--help says so)
     own: bool = True  # declared by the command's own config class, not a shared base (listed first)
 
 
@@ -123,6 +124,7 @@ def option_specs(
             envvar=meta.get("envvar"),
             own=is_own,
             bounds=_bounds(info),
+            required=info.is_required(),
         )
         if get_origin(annotation) is Literal:
             spec.choices = tuple(str(v) for v in get_args(annotation))
@@ -192,6 +194,8 @@ def _typer_option(spec: OptionSpec) -> Any:
             kwargs.update(spec.bounds)
     if spec.repeatable:
         kwargs["help"] = f"{spec.help} Repeat the flag or separate with commas."
+    if spec.required:  # not click's required=True: a --preset file may give the value instead
+        kwargs["help"] += " (required)"
     return typer.Option(*spec.flags, **kwargs)
 
 

@@ -107,6 +107,14 @@ def test_ranges_and_choices_are_usage_errors_naming_the_flag():
     assert result.exit_code == 2 and "unknown to 'onnx'" in result.output
 
 
+def test_required_options_say_so_in_help():
+    for path, name in ((("serve",), "model"), (("rerank",), "model"), (("export",), "output")):
+        by_name = {p.name: p for p in _command(path).params}
+        assert by_name[name].help.endswith("(required)"), path
+        assert not by_name["instruction" if name == "model" else "to"].help.endswith("(required)")
+    assert "(required)" in _invoke("export", "--help").stdout
+
+
 def test_missing_required_option_is_named(capsys):
     from rerankctl.cli.main import main
 
