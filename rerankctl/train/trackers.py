@@ -82,6 +82,15 @@ def wandb_callback(writer: Any, output_dir: str) -> Any:
 
     class RunWandbCallback(WandbCallback):
         def setup(self, args, state, model, **kwargs):
+            # The stock setup logs into any open wandb run; one left open by an earlier rerankctl
+            # run in this process (wandb finishes runs at exit) is closed first. A user's own stays.
+            previous = getattr(self._wandb, "run", None) if self._wandb is not None else None
+            earlier = previous is not None and previous.config.get("rerankctl_run_id") not in (
+                None,
+                writer.id,
+            )
+            if earlier and state.is_world_process_zero:
+                self._wandb.finish()
             own = "WANDB_DIR" not in os.environ
             if own:
                 os.environ["WANDB_DIR"] = output_dir

@@ -238,8 +238,8 @@ def test_missing_tracker_package_is_refused_before_torch_loads(tmp_path):
     assert "--report-to tensorboard needs the no_such_module_x package" in proc.stderr
 
 
-def wandb_offline_history(root) -> tuple[str, list[dict]]:
-    """The display name and history rows of the one offline wandb run under ``root``.
+def wandb_offline_history(root) -> tuple[str, list[dict], bool]:
+    """The display name, history rows and whether the exit record is in, of the offline run under ``root``.
 
     An offline run's ``run-<id>.wandb`` is a LevelDB-style log (32 KiB blocks, records with a
     7-byte header: crc32, length, type full/first/middle/last) of wandb ``Record`` protobufs,
@@ -272,7 +272,7 @@ def wandb_offline_history(root) -> tuple[str, list[dict]]:
             parts += chunk
         elif kind == 4:
             raws.append(parts + chunk)
-    name, rows = None, []
+    name, rows, finished = None, [], False
     for raw in raws:
         record = pb.Record()
         record.ParseFromString(raw)
@@ -283,7 +283,9 @@ def wandb_offline_history(root) -> tuple[str, list[dict]]:
             rows.append(
                 {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
             )
-    return name, rows
+        elif which == "exit":
+            finished = True
+    return name, rows, finished
 
 
 @pytest.mark.slow
@@ -304,7 +306,13 @@ def test_report_to_wandb_offline_matches_the_run_store(tmp_path, capsys, monkeyp
 
     wandb.finish()  # what the CLI's exit does (the stock callback leaves the run open for late logs)
     assert not (tmp_path / "wandb").exists()  # the run's files are under its output, not ./wandb
-    name, rows = wandb_offline_history(out)
+    import time
+
+    deadline = time.monotonic() + 60  # wandb-core writes the run file after finish() returns
+    while not (found := wandb_offline_history(out))[2] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    name, rows, finished = found
+    assert finished, "wandb never wrote the exit record"
     assert name == "wb"
     store = RunStore.open()
     run = store.get_run("wb")
