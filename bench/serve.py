@@ -15,6 +15,14 @@ Measures, in one run on this machine (each figure the median of ``--rounds`` int
 
 Every load loop is bounded by a request count and a time limit. Prints a Markdown snippet and
 writes it to ``--out``.
+
+``--ab-shared-prefix`` runs only the shared-prefix A/B instead (issue 15): two servers on the same
+model (a random-weight Qwen3 shape, hidden 256 x 4 layers, the real tokenizer), ``rerankctl serve``
+(shared prefix, the default) and ``rerankctl serve --no-shared-prefix`` (the server before it),
+16 clients sending ``--docs``-document requests to each in turn, rounds interleaved with the order
+alternating; the scores of one request are checked equal (1e-5) first::
+
+    nice -n 5 timeout 900 python bench/serve.py --ab-shared-prefix --requests 16 --rounds 3 --max-length 256
 """
 
 from __future__ import annotations
@@ -182,6 +190,74 @@ def machine() -> str:
     )
 
 
+AB_SHAPE = dict(
+    hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4,
+    num_key_value_heads=2, head_dim=64,
+)  # fmt: skip
+
+
+def _scores(url: str, query: str, docs: list[str]) -> list[float]:
+    import httpx
+
+    body = {"query": query, "documents": docs, "top_n": len(docs), "return_documents": False}
+    results = httpx.post(f"{url}/rerank", json=body, timeout=120).json()["results"]
+    return [r["relevance_score"] for r in sorted(results, key=lambda r: r["index"])]
+
+
+def shared_prefix_ab(args) -> None:
+    """serve (shared prefix) vs serve --no-shared-prefix, same model, interleaved rounds."""
+    from rerankctl.models.tiny import build_tiny_qwen3
+    from rerankctl.serve.runner import ServerProcess
+
+    info = machine()
+    work = Path(tempfile.mkdtemp(prefix="rerankctl-bench-serve-ab-"))
+    model_dir = str(build_tiny_qwen3(work / "qwen3-256x4", seed=0, **AB_SHAPE))
+    requests = make_requests(args.requests, args.docs, seed=1)
+    common = ["--model", model_dir, "--max-length", str(args.max_length), "--log-level", "warning"]
+    common += ["--cpu-threads", str(args.threads), "--dtype", "fp32"]
+    rates: dict[str, list[float]] = {"shared": [], "unshared": []}
+    with ServerProcess(common) as shared, ServerProcess([*common, "--no-shared-prefix"]) as unshared:
+        servers = {"shared": shared, "unshared": unshared}
+        query, docs = requests[0]
+        a, b = _scores(shared.url, query, docs), _scores(unshared.url, query, docs)
+        diff = max(abs(x - y) for x, y in zip(a, b))
+        assert diff <= 1e-5, f"shared-prefix server scores differ by {diff:.2e}"
+        for name in servers:  # warm-up
+            load(servers[name], requests[:2], 2)
+        for r in range(args.rounds):
+            print(f"round {r + 1}/{args.rounds} ...", file=sys.stderr)
+            for name in ("shared", "unshared") if r % 2 == 0 else ("unshared", "shared"):
+                rates[name].append(load(servers[name], requests, 16)[0])
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    text = "\n".join(
+        [
+            "## Serve: shared prefix vs `--no-shared-prefix` (`bench/serve.py --ab-shared-prefix`)",
+            "",
+            f"Machine: {info}; shared/loaded, every figure the median of {args.rounds} interleaved rounds.",
+            f"Command: `python bench/serve.py --ab-shared-prefix --requests {args.requests} --rounds {args.rounds}"
+            f" --docs {args.docs} --max-length {args.max_length} --threads {args.threads}` (random-weight Qwen3,"
+            " hidden 256 x 4 layers, real Qwen3 tokenizer, fp32; documents of 20-120 words; 16 clients).",
+            f"Scores of one {args.docs}-document request equal on both servers (max |diff| {diff:.1e}).",
+            "",
+            "| server | docs/s (median) | per round |",
+            "|---|---:|---|",
+            *(
+                f"| `serve{'' if k == 'shared' else ' --no-shared-prefix'}` | {med[k]:,.1f} | "
+                + ", ".join(f"{x:,.1f}" for x in rates[k])
+                + " |"
+                for k in ("unshared", "shared")
+            ),
+            f"| **shared / unshared** | **{med['shared'] / med['unshared']:.2f}x** | "
+            + ", ".join(f"{x / y:.2f}x" for x, y in zip(rates["shared"], rates["unshared"]))
+            + " |",
+        ]
+    )
+    print(text)
+    out = Path(args.out).with_name("serve_shared_prefix.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=48, help="requests per 16-client phase")
@@ -192,7 +268,13 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=50, help="documents per request")
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "serve.md"))
+    parser.add_argument(
+        "--ab-shared-prefix", action="store_true", help="only serve vs serve --no-shared-prefix (see above)"
+    )
     args = parser.parse_args()
+    if args.ab_shared_prefix:
+        shared_prefix_ab(args)
+        return
 
     from rerankctl.models.tiny import build_tiny_qwen3
     from rerankctl.serve.runner import ServerProcess
