@@ -321,3 +321,13 @@ def test_report_to_wandb_offline_matches_the_run_store(tmp_path, capsys, monkeyp
     evals = [(r["train/global_step"], r["eval/ndcg@10"]) for r in rows if "eval/ndcg@10" in r]
     assert evals == [p for p in store.metric_series(run.id, "eval_ndcg@10") if p[0] > 0]
     assert any(e.message.startswith("wandb: run ") and "(offline)" in e.message for e in store.events(run.id))
+
+
+def test_swanlab_without_its_package_names_the_install(capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("swanlab") is not None:
+        pytest.skip("swanlab is installed here")
+    code, _, err = _main(["train", "reward", "--preset", "tiny_reward", "--report-to", "swanlab"], capsys)
+    assert code == 2
+    assert "--report-to swanlab needs the swanlab package" in err and "pip install swanlab" in err
