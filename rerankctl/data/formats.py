@@ -41,13 +41,19 @@ class RecordError(ValueError):
 
 @dataclass
 class RerankRecord:
-    """One query with its documents; ``labels`` are 1.0/0.0 from pos/neg or graded relevance."""
+    """One query with its documents; ``labels`` are 1.0/0.0 from pos/neg or graded relevance.
+
+    ``hardness``: how hard each negative is, from the seed tool's graded tiers (:data:`SEED_HARDNESS`),
+    or None; ``hard``/``mixed`` sampling picks the hardest negatives by it when there are no
+    teacher scores (it is not a relevance grade: every tier stays a negative, label 0).
+    """
 
     query: str
     docs: list[str]
     labels: list[float]
     instruction: str | None = None
     teacher_scores: list[float] | None = None
+    hardness: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The group dict the datasets return (and the ``docs/labels`` file shape)."""
@@ -245,10 +251,14 @@ def parse_rerank(obj: Any) -> RerankRecord:
 
 #: The original tool's document lists and the relevance label each one gets. Labels > 0 are
 #: positives everywhere (losses, sampling, metrics), so the graded *negative* tiers cannot carry a
-#: relevance grade without turning into positives: they are all 0 and keep their order (hardest
-#: first), which is how the seed tool listed them. Strong positives are graded above plain ones.
+#: relevance grade without turning into positives: they are all label 0, keep their order (hardest
+#: first) and carry their tier as a *hardness* grade (SEED_HARDNESS) that hard-negative sampling
+#: uses. Strong positives are graded above plain ones.
 SEED_POSITIVES: dict[str, float] = {"positives_strong": 2.0, "positives": 1.0, "positive": 1.0, "answer": 1.0}
 SEED_NEGATIVES: tuple[str, ...] = ("neg_very_hard", "neg_hard", "neg_medium", "negatives", "negative")
+#: The negative tiers' difficulty grades (``statement_*_negatives`` count as medium, positives and
+#: untiered negatives 0): what ``--sampling hard`` ranks negatives by when a record has no scores.
+SEED_HARDNESS: dict[str, float] = {"neg_very_hard": 3.0, "neg_hard": 2.0, "neg_medium": 1.0, "statement": 1.0}
 _SEED_STATEMENT = re.compile(r"^statement_\w+_negatives$")
 
 
@@ -272,14 +282,17 @@ def parse_seed(obj: Any) -> RerankRecord:
     instruction = _text(obj, "instruction", required=False)
     docs: list[str] = []
     labels: list[float] = []
+    hardness: list[float] = []
     seen: set[str] = set()
 
     def add(field: str, label: float) -> None:
+        grade = SEED_HARDNESS.get("statement" if _SEED_STATEMENT.match(field) else field, 0.0)
         for text in _text_list(obj, field, required=False):
             if text not in seen:  # the answer is often also in positives: keep its first (highest) label
                 seen.add(text)
                 docs.append(text)
                 labels.append(label)
+                hardness.append(grade)
 
     for field, label in SEED_POSITIVES.items():
         add(field, label)
@@ -292,7 +305,8 @@ def parse_seed(obj: Any) -> RerankRecord:
     statements = [k for k in obj if isinstance(k, str) and _SEED_STATEMENT.match(k)]
     for field in (*SEED_NEGATIVES[:3], *statements, *SEED_NEGATIVES[3:]):
         add(field, 0.0)
-    return RerankRecord(query, docs, labels, instruction)
+    tiered = any(hardness)  # only tiered records carry it: plain positives/negatives sample as before
+    return RerankRecord(query, docs, labels, instruction, hardness=hardness if tiered else None)
 
 
 # ---------------------------------------------------------------------------------------------- preference

@@ -33,7 +33,7 @@ from rerankctl.errors import DataError, NotFoundError, RerankctlError
 log = logging.getLogger(__name__)
 
 # Bump when _file_rows changes what it writes: the Arrow cache of every file is rebuilt.
-_READER_VERSION = 2
+_READER_VERSION = 3
 QUIET_BELOW = 100_000  # rows: smaller data sets normalise in well under a second
 
 
@@ -47,6 +47,7 @@ def _features():
             "labels": List(Value("float64")),
             "instruction": Value("string"),
             "teacher_scores": List(Value("float64")),
+            "hardness": List(Value("float64")),
             "_error": Value("string"),
             "_cut": Value("bool"),
         }
@@ -72,6 +73,7 @@ def _error_row(error: dict[str, Any]) -> dict[str, Any]:
         "labels": [],
         "instruction": None,
         "teacher_scores": None,
+        "hardness": None,
         "_error": json.dumps(error),
         "_cut": False,
     }
@@ -98,7 +100,7 @@ def _normalise(row: dict[str, Any], max_chars: int = 0, processor: str | None = 
     except RecordError as exc:
         return _error_row({"field": exc.field, "message": exc.message, "hint": exc.hint, "line": None})
     cut = cap_record(record, max_chars)
-    return {**record.to_dict(), "_error": None, "_cut": cut}
+    return {**record.to_dict(), "hardness": record.hardness, "_error": None, "_cut": cut}
 
 
 def _file_rows(
@@ -131,7 +133,7 @@ def _file_rows(
             )
             continue
         cut = cap_record(record, max_chars)
-        yield {**record.to_dict(), "_error": None, "_cut": cut}
+        yield {**record.to_dict(), "hardness": record.hardness, "_error": None, "_cut": cut}
     if counts.dropped:
         yield _dropped_row(counts.dropped)
 
@@ -393,7 +395,9 @@ class RerankDataset:
                 pos += len(docs)
                 for key in batch:
                     value = batch[key][b]
-                    if key in ("docs", "labels") or (key == "teacher_scores" and value is not None):
+                    if key in ("docs", "labels") or (
+                        key in ("teacher_scores", "hardness") and value is not None
+                    ):
                         value = [value[j] for j in keep]
                     out[key].append(value)
             return out
@@ -428,7 +432,12 @@ class RerankDataset:
         """The full, unsampled record at ``index``."""
         row = self.data[int(index)]
         return RerankRecord(
-            row["query"], row["docs"], row["labels"], row["instruction"], row["teacher_scores"]
+            row["query"],
+            row["docs"],
+            row["labels"],
+            row["instruction"],
+            row["teacher_scores"],
+            row.get("hardness"),
         )
 
     def __getitem__(self, index: int) -> dict[str, Any]:

@@ -113,8 +113,10 @@ def build_group(
     """The training group for one record: sampled documents, positives first."""
     n_positive = sum(1 for label in record.labels if label > 0)
     want_pos, want_neg = group_sizes(len(record.docs), n_positive, n_docs, n_pos, max_docs)
+    # Teacher scores rank negatives for hard/mixed sampling; without them, the seed tiers' hardness.
+    difficulty = record.teacher_scores if record.teacher_scores is not None else record.hardness
     picked = sample_documents(
-        record.docs, record.teacher_scores, want_pos, want_neg, strategy, rng, labels=record.labels
+        record.docs, difficulty, want_pos, want_neg, strategy, rng, labels=record.labels
     )
     return RerankRecord(
         query=record.query,

@@ -108,3 +108,48 @@ def test_training_dataset_reads_seed_files(tmp_path):
     assert len(ds) == 2
     groups = sorted((ds[i] for i in range(2)), key=lambda g: g["query"])
     assert sorted(groups[0]["labels"]) == [0.0, 0.0, 1.0] and sorted(groups[1]["labels"])[-1] == 2.0
+
+
+# ---------------------------------------------------------------------------------------------- graded tiers
+
+
+def test_tiers_become_hardness_grades_not_relevance():
+    rec = parse_seed(GRADED)
+    # docs: strong, positives, answer | very_hard, hard, medium, statement, negatives
+    assert rec.hardness == [0.0, 0.0, 0.0, 3.0, 2.0, 1.0, 1.0, 0.0]
+    assert rec.labels[3:] == [0.0] * 5  # every tier stays a negative
+    assert parse_seed({"query": "q", "positives": ["p"], "negatives": ["n"]}).hardness is None
+
+
+def test_hard_sampling_takes_the_hardest_tiers_without_teacher_scores():
+    from rerankctl.data.sampling import build_group, rng_for
+
+    rec = parse_seed(GRADED)
+    for epoch in range(5):
+        group = build_group(rec, n_docs=3, n_pos=1, rng=rng_for(0, epoch, 0), strategy="hard")
+        assert group.docs[1:] == ["BM25F extends BM25 to fields", "Lucene's default similarity"]
+        assert group.labels[1:] == [0.0, 0.0]
+    # medium and statement tie at 1: the third negative is one of the two
+    thirds = {
+        build_group(rec, n_docs=4, n_pos=1, rng=rng_for(0, e, 0), strategy="hard").docs[3] for e in range(20)
+    }
+    assert thirds == {"TF-IDF weighting", "BM25 is a neural model"}
+    randoms = {
+        tuple(build_group(rec, n_docs=3, n_pos=1, rng=rng_for(0, e, 0), strategy="random").docs[1:])
+        for e in range(20)
+    }
+    assert len(randoms) > 1  # random sampling ignores the tiers
+
+
+def test_training_readers_keep_the_tiers(tmp_path, rerankctl_home):
+    from rerankctl.data.rerank_dataset import RerankDataset
+    from rerankctl.data.streaming import StreamingRerankDataset
+
+    src = _write(tmp_path / "seed.jsonl", [GRADED])
+    ds = RerankDataset(str(src), n_docs=2, n_pos=1, strategy="hard", cache_dir=str(tmp_path / "c"))
+    assert ds.record(0).hardness == [0.0, 0.0, 0.0, 3.0, 2.0, 1.0, 1.0, 0.0]
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        assert ds[0]["docs"][1] == "BM25F extends BM25 to fields"
+    stream = StreamingRerankDataset(src, n_docs=2, n_pos=1, strategy="hard", rank=0, world_size=1)
+    assert [g["docs"][1] for g in stream] == ["BM25F extends BM25 to fields"]

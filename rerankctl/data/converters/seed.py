@@ -2,7 +2,10 @@
 
 ``rerankctl data validate`` and the trainers read these files as they are (:func:`rerankctl.data.formats.parse_seed`);
 ``data convert --from seed`` writes them in rerankctl's own shape (``pos``/``neg``, or ``docs``/``labels``
-when strong positives make the labels graded).
+when strong positives make the labels graded). The negative tiers' hardness grades
+(:data:`rerankctl.data.formats.SEED_HARDNESS`, which ``--sampling hard`` ranks negatives by when there
+are no teacher scores) have no place in that shape and are not written: train on the seed file itself
+to keep them.
 """
 
 from __future__ import annotations
