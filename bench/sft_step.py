@@ -10,8 +10,8 @@ Every variant runs the same forward + backward of one group (``--group`` documen
   sentence-transformers' ``LogitScore`` does);
 * full logits (for reference only, no real trainer does this): the LM head at *every* position.
 
-The headline ratio is the two-row head vs ``logits_to_keep=1``; the old 26x figure was vs the
-last column.
+The headline ratio is the two-row head vs ``logits_to_keep=1``; the old 26x figure was vs full
+logits at every position.
 
 Usage::
 
