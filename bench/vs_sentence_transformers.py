@@ -25,7 +25,8 @@ Sentence-transformers in its best configuration for each loss:
 rerankctl: ``PromptTokenizer`` ids, one packed shared-prefix forward per batch (each query's
 prompt head once, ``shared_prefix_scores`` as ``train sft`` calls it), the two-row yes/no head,
 the same loss. Both: fused AdamW at the same lr, fp32, ``torch.set_num_threads(1)``; a step is
-tokenize + forward + backward + optimizer step, timed round by round with the order of the two
+tokenize + forward + backward + optimizer step (plain step loops on both sides, neither
+tool's Trainer: no data loader, no gradient clipping), timed round by round with the order of the two
 sides alternating; the figure is the median docs/s and the ratio of medians.
 
 Inference: one query x ``--docs`` documents of ~100 tokens, ``CrossEncoder.predict`` (its best
@@ -166,6 +167,8 @@ def main() -> None:
         ce = CrossEncoder(str(model_dir), device="cpu", max_length=args.max_length)
         assert type(ce[-1]).__name__ == "LogitScore", ce
         assert (ce[-1].true_token_id, ce[-1].false_token_id) == (prompt.yes_id, prompt.no_id)
+        # transformers' default (sdpa) on both sides; rerankctl wraps the same one for its packed rows
+        assert ce.model.config._attn_implementation == "sdpa", ce.model.config._attn_implementation
         return ce
 
     def rk_model():
