@@ -31,8 +31,16 @@ gradients, so the only question is the chunk, and it is chosen here:
 
 When every row of a step fits, the chunk is 0 (one pass, no extra no-grad forward). When
 not even one row fits, training is refused before it starts, with what to change.
-Gradient checkpointing, when on, is not applied during the probe, so the chunk is then a
-conservative (smaller) one.
+The probe runs the trainers' own scoring function (:func:`rerankctl.train.sft.score_rows`) on
+one packed group of random ``max_length`` rows (random tokens share no head: the most a packed
+document can cost), or on unshared rows with ``--no-shared-prefix``: the planned single-row
+forward and the packed one differ (block-sparse attention over the packed sequence).
+**Gradient checkpointing**: with it on, the probe measures a checkpointed forward (each layer's
+input kept) plus one layer's activations (backward recomputes one layer at a time). When not
+even one row fits without it, auto turns it on (printed in the plan, the run event and the
+``gradient_checkpointing`` metric); when not even one row fits with it, training is refused.
+**Host allocator**: on the host glibc is told to return freed activations to the OS
+(:func:`bound_host_allocator`); without that, RSS grows well past the live tensors.
 """
 
 from __future__ import annotations
@@ -68,6 +76,9 @@ class ChunkPlan:
     device: str
     source: str
     fraction: float = 1.0  # of ``free`` planned for (HOST_FRACTION on the host)
+    gradient_checkpointing: bool = False  # the bytes per row are those of a checkpointed model
+    turned_on: bool = False  # checkpointing was off and auto turned it on (chunk 1 did not fit)
+    allocator: str = ""  # what was done to the host allocator (bound_host_allocator)
 
     @property
     def rows_fit(self) -> int:
@@ -81,6 +92,12 @@ class ChunkPlan:
             f"activations per row (measured), {_gib(self.free)} free on {self.device} ({self.source}; "
             f"{self.fraction:.0%} planned for), "
             f"{_gib(self.fixed)} optimizer state, {_gib(self.reserve)} reserve"
+            + (
+                "; gradient checkpointing turned on (not even 1 row fits without it)"
+                if self.turned_on
+                else ("; with gradient checkpointing" if self.gradient_checkpointing else "")
+            )
+            + (f"; {self.allocator}" if self.allocator else "")
         )
 
     def metrics(self) -> dict[str, float]:
@@ -88,6 +105,7 @@ class ChunkPlan:
             "chunk_size": float(self.chunk_size),
             "activation_bytes_per_row": float(self.bytes_per_row),
             "free_memory_bytes": float(self.free),
+            "gradient_checkpointing": float(self.gradient_checkpointing),
         }
 
 
@@ -191,15 +209,10 @@ def _autocast(device: Any, bf16: bool, fp16: bool):
         return contextlib.nullcontext()
 
 
-def measure_row_bytes(
-    model: Any, yes_id: int, no_id: int, tokens: int, bf16: bool = False, fp16: bool = False
-) -> int:
-    """Bytes autograd keeps for backward after one forward of one ``tokens``-long row (see module doc)."""
+def _saved_bytes(model: Any, run: Any) -> int:
+    """Bytes autograd keeps for backward while ``run()`` runs (each storage once, parameters excluded)."""
     import torch
 
-    from rerankctl.models.yes_no_head import forward_scores, install_yes_no_head
-
-    install_yes_no_head(model, yes_id, no_id)  # the training forward: two logits, not the whole vocabulary
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     params |= {b.untyped_storage().data_ptr() for b in model.buffers()}
     seen: dict[int, int] = {}
@@ -211,22 +224,87 @@ def measure_row_bytes(
             seen[ptr] = max(seen.get(ptr, 0), storage.nbytes())
         return tensor
 
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = run()
+    del out
+    return sum(seen.values())
+
+
+def _checkpointing(model: Any, on: bool | None = None) -> bool:
+    """Whether ``model`` is checkpointed; with ``on``, switch it (transformers 5.2 names, else the old)."""
+    new = hasattr(model, "activation_checkpointing_enable")
+    if on is None:
+        name = "is_activation_checkpointing" if new else "is_gradient_checkpointing"
+        return bool(getattr(model, name, False))
+    prefix = "activation" if new else "gradient"
+    if on:
+        getattr(model, f"{prefix}_checkpointing_enable")(
+            **{f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
+        )
+    else:
+        getattr(model, f"{prefix}_checkpointing_disable")()
+    return on
+
+
+def measure_row_bytes(
+    model: Any,
+    yes_id: int,
+    no_id: int,
+    tokens: int,
+    bf16: bool = False,
+    fp16: bool = False,
+    rows: int = 2,
+    shared_prefix: bool = False,
+    gradient_checkpointing: bool = False,
+) -> int:
+    """Activation bytes per document of the training forward (see module doc), per row of ``rows``.
+
+    The rows are scored by :func:`rerankctl.train.sft.score_rows`, the function both trainers
+    train through: with ``shared_prefix`` they are one packed group (their random tokens share no
+    head, the most a packed document can cost). With ``gradient_checkpointing`` the model is
+    checkpointed for the probe (and left as it was): what stays saved is every layer's input
+    (non-reentrant checkpointing saves them under these hooks) plus the outside of the layers;
+    backward then recomputes one layer at a time, whose activations are added as one layer's
+    share of an unchecked probe.
+    """
+    import torch
+
+    from rerankctl.models.shared_prefix import enable_shared_prefix
+    from rerankctl.models.yes_no_head import install_yes_no_head
+    from rerankctl.train.sft import score_rows
+
+    install_yes_no_head(model, yes_id, no_id)  # the training forward: two logits, not the whole vocabulary
+    shared = bool(shared_prefix and enable_shared_prefix(model))  # as the trainer will (idempotent)
     first = next(model.parameters())
     vocab = int(getattr(_config_of(model), "vocab_size", 0) or 1000)
     generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, vocab, (1, tokens), generator=generator).to(first.device)
+    ids = torch.randint(0, vocab, (rows, tokens), generator=generator).to(first.device)
     mask = torch.ones_like(ids)
+    groups = torch.zeros(rows, dtype=torch.long, device=first.device)
+
+    def run() -> Any:
+        with _autocast(first.device, bf16, fp16):
+            return score_rows(model, ids, mask, groups, shared)
+
     was_training = model.training
     model.train()  # dropout keeps its masks for backward: count them
     rng = torch.get_rng_state()
+    was_checkpointed = _checkpointing(model)
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _autocast(first.device, bf16, fp16):
-            scores = forward_scores(model, ids, mask)
-        del scores
+        if was_checkpointed:
+            _checkpointing(model, False)
+        plain = _saved_bytes(model, run)
+        if not gradient_checkpointing:
+            return -(-plain // rows)
+        _checkpointing(model, True)
+        kept = _saved_bytes(model, run)
+        layers = max(1, int(getattr(_config_of(model), "num_hidden_layers", 1) or 1))
+        return -(-(kept + plain // layers) // rows)
     finally:
+        if was_checkpointed != _checkpointing(model):
+            _checkpointing(model, was_checkpointed)
         torch.set_rng_state(rng)  # the probe's dropout must not shift the run's random stream
         model.train(was_training)
-    return sum(seen.values())
 
 
 # ---------------------------------------------------------------------------------------------- the plan
@@ -267,8 +345,9 @@ def not_even_one_row(plan: ChunkPlan) -> UsageError:
     return UsageError(
         f"--chunk-size auto: not even one document fits: one row needs {_gib(SAFETY * plan.bytes_per_row)} of "
         f"activations (+ {_gib(plan.fixed)} optimizer state, {_gib(plan.reserve)} reserve = {_gib(need)}), "
-        f"{_gib(plan.free)} is free on {plan.device} ({plan.source}; {plan.fraction:.0%} planned for)",
-        hint="lower --max-length, add --gradient-checkpointing, train a LoRA (--lora), or use a bigger device",
+        f"{_gib(plan.free)} is free on {plan.device} ({plan.source}; {plan.fraction:.0%} planned for)"
+        + (", even with gradient checkpointing" if plan.gradient_checkpointing else ""),
+        hint="lower --max-length, train a LoRA (--lora), free memory, or use a bigger device",
     )
 
 
@@ -278,11 +357,42 @@ def rows_per_step(cfg: Any) -> int:
     return max(1, int(cfg.batch_size) * int(per_group))
 
 
+def bound_host_allocator() -> str:
+    """Make host RSS follow the live tensors, so that the plan (live bytes) bounds the peak RSS.
+
+    glibc raises its mmap threshold (up to 32 MiB) each time a large block is freed, after which
+    activation-sized blocks come from the heap and stay resident after they are freed: measured
+    on the 30-layer benchmark shape, one chunk's RSS grew 1.39x its saved-tensor bytes, and a
+    step of several chunks reached 12.9 GB where the chunk planned for ~6.5 GB. A fixed 1 MiB
+    mmap threshold (which also stops the dynamic raise) returns every freed activation to the
+    OS; with it the same probe's RSS grew 1.00x its saved bytes (4 layers, 16 rows: 0.852 GiB RSS
+    for 0.851 GiB saved). Only on glibc; elsewhere nothing is changed and "" is returned.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return ""
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    if mallopt(m_mmap_threshold, 2**20) != 1 or mallopt(m_trim_threshold, 2**20) != 1:
+        return ""
+    return "glibc mmap/trim threshold fixed at 1 MiB (freed activations go back to the OS)"
+
+
 def resolve_chunk_size(cfg: Any, model: Any, yes_id: int, no_id: int) -> tuple[int, ChunkPlan | None]:
-    """``cfg.chunk_size`` as a number of rows; for ``auto`` also the plan that chose it."""
+    """``cfg.chunk_size`` as a number of rows; for ``auto`` also the plan that chose it.
+
+    When not even one row fits without gradient checkpointing, the probe is repeated with it and,
+    when a row fits then, ``cfg.gradient_checkpointing`` is turned on (the Trainer then enables it;
+    a frozen base's input embeddings are made to require grad, as the loaders do for the flag).
+    """
     if str(cfg.chunk_size) != "auto":
         return int(cfg.chunk_size), None
     device = training_device()
+    allocator = bound_host_allocator() if device.type == "cpu" else ""
     free, source = free_memory(device)
     fixed = optimizer_state_bytes(model)
     first = next(model.parameters())
@@ -290,12 +400,44 @@ def resolve_chunk_size(cfg: Any, model: Any, yes_id: int, no_id: int) -> tuple[i
         fixed += sum(p.numel() * p.element_size() for p in model.parameters())  # still to be moved there
     rows = rows_per_step(cfg)
     value_bytes = 2 if (cfg.bf16 or cfg.fp16) else 4
-    rough = analytic_row_bytes(model, cfg.max_length, value_bytes)
-    if rough:  # refuse before a probe that could itself run out of memory
-        rough_plan = ChunkPlan(0, rows, rough, free, fixed, max(MIN_RESERVE, free // 10), str(device), source)
-        if rough_plan.rows_fit < 1 and rough > 2 * max(1, free - fixed):
-            raise not_even_one_row(rough_plan)
-    measured = measure_row_bytes(model, yes_id, no_id, cfg.max_length, cfg.bf16, cfg.fp16)
     fraction = 1.0 if device.type == "cuda" else HOST_FRACTION
-    plan = plan_chunk(rows, measured or rough, free, fixed, str(device), source, fraction)
+    reserve = max(MIN_RESERVE, free // 10)
+    shared = bool(getattr(cfg, "shared_prefix", False))
+    per_group = max(1, min(rows, int(cfg.n_docs or cfg.max_docs or 1), 2))  # one packed group's worth
+    gc = bool(cfg.gradient_checkpointing)
+
+    def plan_with(row_bytes: int, checkpointed: bool) -> ChunkPlan:
+        plan = ChunkPlan(0, rows, max(1, row_bytes), free, fixed, reserve, str(device), source, fraction)
+        plan.gradient_checkpointing, plan.turned_on, plan.allocator = (
+            checkpointed,
+            checkpointed and not gc,
+            allocator,
+        )
+        return plan
+
+    rough = analytic_row_bytes(model, cfg.max_length, value_bytes)
+    layers = max(1, int(getattr(_config_of(model), "num_hidden_layers", 1) or 1))
+    hidden = int(getattr(_config_of(model), "hidden_size", 0) or 0)
+    rough_gc = rough // layers + layers * cfg.max_length * hidden * value_bytes
+    if rough and rough_gc > 2 * max(1, free * fraction - fixed):  # refuse before a probe that could OOM
+        raise not_even_one_row(plan_with(rough_gc, True))
+    if not gc:
+        measured = measure_row_bytes(
+            model, yes_id, no_id, cfg.max_length, cfg.bf16, cfg.fp16, per_group, shared
+        )
+        plan = plan_with(measured or rough, False)
+        if plan.rows_fit >= 1:
+            plan.chunk_size = 0 if plan.rows_fit >= rows else plan.rows_fit
+            return plan.chunk_size, plan
+    measured = measure_row_bytes(model, yes_id, no_id, cfg.max_length, cfg.bf16, cfg.fp16, 1, shared, True)
+    plan = plan_with(measured or rough_gc, True)
+    if plan.rows_fit < 1:
+        raise not_even_one_row(plan)
+    plan.chunk_size = 0 if plan.rows_fit >= rows else plan.rows_fit
+    if not gc:
+        cfg.gradient_checkpointing = True  # TrainingArguments are built from cfg after this
+        if any(not p.requires_grad for p in model.parameters()) and hasattr(
+            model, "enable_input_require_grads"
+        ):
+            model.enable_input_require_grads()  # checkpointing a frozen base (LoRA) needs it
     return plan.chunk_size, plan

@@ -46,6 +46,20 @@ log = logging.getLogger(__name__)
 LossFn = Callable[..., torch.Tensor]
 
 
+def score_rows(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    group_ids: torch.Tensor | str | None = "auto",
+    shared_prefix: bool = True,
+) -> torch.Tensor:
+    """The training forward of the SFT and RL trainers (and of ``--chunk-size auto``'s probe, so it
+    measures the same path): packed behind shared heads, or one row per document."""
+    if shared_prefix:
+        return shared_prefix_scores(model, input_ids, attention_mask, group_ids)
+    return forward_scores(model, input_ids, attention_mask)
+
+
 class ContrastiveSFTTrainer(AtomicCheckpointMixin, Trainer):
     """A `Trainer` whose step is a listwise ranking loss over yes/no scores.
 
@@ -114,9 +128,7 @@ class ContrastiveSFTTrainer(AtomicCheckpointMixin, Trainer):
         With shared-prefix scoring, rows of one group (``group_ids``; ``"auto"``: found from the
         token ids) share one encoding of their common head. Exact either way.
         """
-        if self.shared_prefix:
-            return shared_prefix_scores(model, input_ids, attention_mask, group_ids)
-        return forward_scores(model, input_ids, attention_mask)
+        return score_rows(model, input_ids, attention_mask, group_ids, self.shared_prefix)
 
     def _group_ids(self, inputs: dict[str, Any]) -> torch.Tensor | str:
         mask = inputs.get("mask")

@@ -154,3 +154,78 @@ def test_auto_gives_the_same_weights_as_the_explicit_chunk_it_chose(tmp_path, ti
 def test_auto_refuses_before_training_when_one_row_cannot_fit(tmp_path, tiny_qwen3_path, monkeypatch):
     with pytest.raises(UsageError, match="not even one document fits"):
         _train(tmp_path, tiny_qwen3_path, "nope", "auto", monkeypatch, free=2 * MIN_RESERVE)
+
+
+def test_the_checkpointed_probe_adds_one_layer_to_what_checkpointing_keeps(monkeypatch, tiny_qwen3_path):
+    from rerankctl.config.sft import SFTConfig
+    from rerankctl.train.sft_runner import load_model_for_training
+
+    model = load_model_for_training(SFTConfig(), str(tiny_qwen3_path))  # 2 layers
+    # Hand-computed: the unchecked forward keeps 1000 bytes, the checkpointed one 300 (layer inputs and
+    # the outside of the layers); backward recomputes one of 2 layers (500): (300 + 500) / 2 rows = 400.
+    saved = iter([1000, 300])
+    monkeypatch.setattr(auto_chunk, "_saved_bytes", lambda model, run: next(saved))
+    assert auto_chunk.measure_row_bytes(model, 9454, 2152, 64, rows=2, gradient_checkpointing=True) == 400
+    assert not auto_chunk._checkpointing(model)  # the probe leaves the model as it found it
+
+
+def test_the_probe_goes_through_the_packed_path_and_checkpointing_keeps_less(tiny_qwen3_path):
+    from rerankctl.config.sft import SFTConfig
+    from rerankctl.models.shared_prefix import is_enabled
+    from rerankctl.train.sft_runner import load_model_for_training
+
+    model = load_model_for_training(SFTConfig(), str(tiny_qwen3_path))
+    plain = auto_chunk.measure_row_bytes(model, 9454, 2152, 256, rows=2, shared_prefix=False)
+    assert not is_enabled(model)
+    packed = auto_chunk.measure_row_bytes(model, 9454, 2152, 256, rows=2, shared_prefix=True)
+    assert is_enabled(model)  # the trainer's scoring function ran: the packed attention is installed
+    # Random rows share no head: a packed document costs about what an unshared one does, not less.
+    assert 0.8 < packed / plain < 1.5
+    checkpointed = auto_chunk.measure_row_bytes(model, 9454, 2152, 256, rows=1, gradient_checkpointing=True)
+    assert 0 < checkpointed < plain and not auto_chunk._checkpointing(model)
+
+
+def test_auto_turns_on_gradient_checkpointing_when_one_row_fits_only_with_it(monkeypatch, tiny_qwen3_path):
+    import torch
+
+    from rerankctl.config.sft import SFTConfig
+    from rerankctl.train.sft_runner import load_model_for_training
+
+    cfg = SFTConfig(model=str(tiny_qwen3_path), n_docs=4, batch_size=2, max_length=96, lora={"dropout": 0.0})
+    model = load_model_for_training(cfg, str(tiny_qwen3_path))
+    plain = auto_chunk.measure_row_bytes(model, 9454, 2152, 96, rows=2, shared_prefix=True)
+    checked = auto_chunk.measure_row_bytes(
+        model, 9454, 2152, 96, rows=1, shared_prefix=True, gradient_checkpointing=True
+    )
+    fixed = auto_chunk.optimizer_state_bytes(model)
+    # Room (half of free, minus reserve and optimizer state) for 1.3 checkpointed rows, < 1 plain row.
+    assert 1.3 * checked < plain
+    free = int(2 * (MIN_RESERVE + fixed + 1.3 * 1.25 * checked))
+    monkeypatch.setattr(auto_chunk, "host_free_memory", lambda: (free, "test"))
+    monkeypatch.setattr(auto_chunk, "training_device", lambda: torch.device("cpu"))
+    chunk, plan = auto_chunk.resolve_chunk_size(cfg, model, 9454, 2152)
+    assert plan.turned_on and plan.gradient_checkpointing and cfg.gradient_checkpointing
+    assert chunk == plan.rows_fit == 1 and abs(plan.bytes_per_row - checked) < 0.05 * checked
+    assert "gradient checkpointing turned on" in plan.describe()
+    assert plan.metrics()["gradient_checkpointing"] == 1.0
+    # With checkpointing asked for, it is measured directly and nothing is "turned on".
+    cfg2 = SFTConfig(
+        model=str(tiny_qwen3_path), n_docs=4, batch_size=2, max_length=96, gradient_checkpointing=True
+    )
+    _, plan2 = auto_chunk.resolve_chunk_size(cfg2, model, 9454, 2152)
+    assert plan2.gradient_checkpointing and not plan2.turned_on
+
+
+def test_not_even_one_checkpointed_row_is_refused_naming_checkpointing(monkeypatch, tiny_qwen3_path):
+    import torch
+
+    from rerankctl.config.sft import SFTConfig
+    from rerankctl.train.sft_runner import load_model_for_training
+
+    cfg = SFTConfig(model=str(tiny_qwen3_path), n_docs=4, batch_size=2, max_length=96)
+    model = load_model_for_training(cfg, str(tiny_qwen3_path))
+    monkeypatch.setattr(auto_chunk, "host_free_memory", lambda: (2 * MIN_RESERVE, "test"))
+    monkeypatch.setattr(auto_chunk, "training_device", lambda: torch.device("cpu"))
+    with pytest.raises(UsageError, match="even with gradient checkpointing"):
+        auto_chunk.resolve_chunk_size(cfg, model, 9454, 2152)
+    assert not cfg.gradient_checkpointing  # refused: nothing turned on
