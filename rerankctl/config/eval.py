@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from rerankctl.config.base import StrictConfig, cli
+from rerankctl.config.base import PROCESSOR_FLAGS, ProcessorSpec, StrictConfig, cli
 from rerankctl.config.scoring import (
     BATCH_FLAGS,
     ENDPOINTS_FLAGS,
@@ -72,6 +72,12 @@ class EvalConfig(ScoringSettings):
         None,
         description="A rerank-format JSONL/Parquet/CSV file instead of MTEB.",
         json_schema_extra=INPUT_FLAGS,
+    )
+    processor: ProcessorSpec = Field(
+        None,
+        description="FILE:CLASS: a Python file and the class (or function) in it that turns each record of "
+        "--input into rerankctl's rerank format (return None to drop it). See rerankctl/data/processor.py.",
+        json_schema_extra=PROCESSOR_FLAGS,
     )
     baseline: bool = Field(
         False,

@@ -55,16 +55,24 @@ class LocalResult:
 
 
 def load_rerank_records(
-    path: str | Path, max_samples: int | None = None, max_chars: int = DEFAULT_MAX_CHARS
+    path: str | Path,
+    max_samples: int | None = None,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    processor: str | None = None,
 ) -> list[Any]:
     """Validated `RerankRecord`s of a rerank-format file (errors name file, line and field).
 
-    Text fields are cut to ``max_chars`` characters as they are read (data/limits.py).
+    Text fields are cut to ``max_chars`` characters as they are read (data/limits.py);
+    ``processor`` (``FILE:CLASS``, data/processor.py) rewrites each record first.
     """
     from rerankctl.data.validate import ReadCounts, load_records
 
     counts = ReadCounts()
-    records, _ = load_records(str(path), kind="rerank", max_chars=max_chars, counts=counts)
+    records, _ = load_records(
+        str(path), kind="rerank", max_chars=max_chars, counts=counts, processor=processor
+    )
+    if counts.dropped:
+        log.warning("%s: the record processor dropped %d record(s)", path, counts.dropped)
     if counts.cut:
         log.warning(
             "%s: %d record(s) cut to %d characters per field (--max-chars)", path, counts.cut, max_chars
@@ -170,18 +178,21 @@ def ranked_result(
 FIRST_STAGE = "first-stage"
 
 
-def first_stage_scores(path: str | Path, max_samples: int | None = None) -> list[list[float]]:
+def first_stage_scores(
+    path: str | Path, max_samples: int | None = None, processor: str | None = None
+) -> list[list[float]]:
     """Per record of a rerank file, the first stage's scores of its documents (``eval --baseline``).
 
     The first stage's order is what the file says of it: the given scores (``scores``, or
     ``pos_scores``/``neg_scores``), else the order of a ``docs`` list (the first document ranks
     first: scores 0, -1, -2, ...). A ``pos``/``neg`` record without scores has no such order (its
-    positives always come first), so it is refused, naming the line.
+    positives always come first), so it is refused, naming the line. With a ``processor``, the
+    record it returns is what is read.
     """
     from rerankctl.data.validate import parse_rows
 
     out: list[list[float]] = []
-    for row, record, error in parse_rows(str(path), "rerank", check_images=False):
+    for row, record, error in parse_rows(str(path), "rerank", check_images=False, processor=processor):
         if max_samples is not None and len(out) >= max_samples:
             break
         if error is not None:

@@ -75,6 +75,11 @@ def validate(opts: EvalOptions) -> None:
             "--baseline needs the first stage's order, which MTEB reranking tasks do not carry",
             hint="use --input FILE (its scores, else its docs order) or --two-stage",
         )
+    if opts.processor and not opts.input:
+        raise UsageError(
+            "--processor rewrites the records of --input FILE, and there is none",
+            hint="add --input FILE, or drop --processor (MTEB tasks are read by mteb)",
+        )
     if opts.embedding_endpoint and opts.embedding_model:
         raise UsageError("give either --embedding-endpoint or --embedding-model, not both")
     for endpoint in opts.endpoints:
@@ -311,11 +316,11 @@ def _run_local_file(opts: EvalOptions, record: Callable[[str, Any], None]) -> An
     from rerankctl.eval.multi import MultiModelResult
 
     records = load_rerank_records(
-        opts.input, opts.max_samples, opts.max_chars
+        opts.input, opts.max_samples, opts.max_chars, processor=opts.processor
     )  # validate once, before loading models
     baseline = None
     if opts.baseline:  # before any model loads: a file without a first-stage order is refused at once
-        first = first_stage_scores(opts.input, opts.max_samples)
+        first = first_stage_scores(opts.input, opts.max_samples, processor=opts.processor)
         baseline = evaluate_first_stage(records, first, dataset_name=Path(opts.input).name)
     rerankers = build_rerankers(opts)
     if baseline is not None:  # recorded once the models load: a failed load leaves no run behind
