@@ -5,15 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-
-def _main(argv, capsys):
-    from rerankctl.cli.main import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
+from cli_helpers import main_exit as _main
 
 
 def _small(tiny_qwen3_path, out_dir, *extra):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_helpers import main_exit as _main
 
 from rerankctl.eval.parity import kendall_tau, top_k_flips
 from rerankctl.serve.app import ServeSettings, create_app
@@ -31,15 +32,6 @@ def servers(tiny_qwen3_path):
     other = BackgroundServer(create_app(model, ServeSettings(max_wait_ms=1, instruction="Find the recipe")))
     with same, other:
         yield same.url, other.url
-
-
-def _main(argv, capsys):
-    from rerankctl.cli.main import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 def test_parity_passes_for_the_same_model_and_names_the_instruction_difference(

@@ -12,21 +12,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from cli_helpers import main_exit as _main
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("mlflow")
 
 # The plain progress line of train/progress.py (non-TTY stderr): "<run> step 2/8 (25%) | ...".
 PROGRESS = re.compile(r"^\S+( \S+)? step \d+/\d+ \(\d+%\)( \| [^|]+)+$")
-
-
-def _main(argv, capsys):
-    from rerankctl.cli.main import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import json
 import textwrap
 
 import pytest
+from cli_helpers import main_exit as _main
 
 PROC = textwrap.dedent(
     """
@@ -21,15 +22,6 @@ PROC = textwrap.dedent(
             return {"query": record["ask"], "pos": record["yes"], "neg": record["no"]}
     """
 )
-
-
-def _main(argv, capsys):
-    from rerankctl.cli.main import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 @pytest.fixture

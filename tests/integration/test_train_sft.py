@@ -6,15 +6,7 @@ import json
 import textwrap
 
 import pytest
-
-
-def _main(argv, capsys):
-    from rerankctl.cli.main import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
+from cli_helpers import main_exit as _main
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pickle
 import textwrap
 
 import pytest
+from cli_helpers import main_exit as _main
 
 PROC = textwrap.dedent(
     """
@@ -69,15 +70,6 @@ def raw(tmp_path):
             {"question": "q3", "good": ["e", "e2"], "bad_answers": ["f"]},
         ],
     )
-
-
-def _main(argv, capsys):
-    from rerankctl.cli.main import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 # ---------------------------------------------------------------------------------------------- loading

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from cli_helpers import main_exit as _main
 
 from rerankctl.data.prompt import PromptTokenizer, format_full
 
@@ -79,15 +80,6 @@ def test_merge_lora_keeps_the_scores(lora_checkpoint, tiny_qwen3_path, tmp_path)
     before = _scorer_logits(lora_checkpoint)
     assert before != pytest.approx(_scorer_logits(tiny_qwen3_path), abs=1e-4)  # the adapter matters
     assert _scorer_logits(merged) == pytest.approx(before, abs=1e-5)
-
-
-def _main(argv, capsys):
-    from rerankctl.cli.main import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 def test_export_cli_errors_are_one_line(lora_checkpoint, tiny_qwen3_path, tmp_path, capsys):

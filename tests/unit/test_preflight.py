@@ -5,19 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from cli_helpers import main_exit as _main
 
 from rerankctl.config import preflight
 from rerankctl.config.preflight import check_precision, check_ref, looks_local
 from rerankctl.errors import ConfigError
-
-
-def _main(argv, capsys):
-    from rerankctl.cli.main import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 @pytest.fixture

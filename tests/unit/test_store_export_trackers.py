@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cli_helpers import main_exit as _main
 
 from rerankctl.store.export_trackers import mlflow_key, tensorboard_tag
 
@@ -12,15 +13,6 @@ ROWS = [
     (4, {"loss": 0.75, "learning_rate": 5e-4, "grad_norm": 2.0, "eval_ndcg@10": 0.5}),
     (4, {"test_accuracy": 0.875}),
 ]
-
-
-def _main(argv, capsys):
-    from rerankctl.cli.main import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 @pytest.fixture
