@@ -21,16 +21,6 @@ pytest.importorskip("mlflow")
 PROGRESS = re.compile(r"^\S+( \S+)? step \d+/\d+ \(\d+%\)( \| [^|]+)+$")
 
 
-@pytest.fixture(scope="module")
-def tiny_vl_path(shared_cache):
-    from rerankctl.models.vl_reward import build_tiny_qwen2vl
-
-    target = shared_cache / "tiny-qwen2vl"
-    if not (target / "config.json").is_file():
-        build_tiny_qwen2vl(target, seed=0, tokenizer_cache=str(shared_cache / "tokenizers"))
-    return target
-
-
 def _argv(kind, out, name, model, vl_model=None):
     steps = ["--max-steps", "4", "--logging-steps", "2", "--eval-steps", "2", "--save-steps", "4"]
     common = ["-o", str(out), "--run-name", name, "--report-to", "tensorboard,mlflow", *steps]

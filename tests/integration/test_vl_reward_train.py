@@ -46,16 +46,6 @@ def write_colour_data(folder, n: int, seed: int = 0):
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_vl_path(shared_cache):
-    from rerankctl.models.vl_reward import build_tiny_qwen2vl
-
-    target = shared_cache / "tiny-qwen2vl"
-    if not (target / "config.json").is_file():
-        build_tiny_qwen2vl(target, seed=0, tokenizer_cache=str(shared_cache / "tokenizers"))
-    return target
-
-
 def config(model, data, out, **overrides) -> VLRewardConfig:
     values = dict(
         model=str(model),
