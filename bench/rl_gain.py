@@ -69,13 +69,16 @@ from rerankctl.train.rl_runner import run_rl
 from rerankctl.train.sft_runner import run_sft
 
 seed, extra, combos = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
-work, sft_steps, plus_lr = Path(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+work, sft_steps, plus_lr, task = Path(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), sys.argv[7]
 n_train = 8 * sft_steps  # one SFT pass at the tiny preset's batch of 8 queries
-files = {
-    "binary": synth_rerank(n_train, seed, split="train"),
-    "graded": synth_rerank(n_train, seed, split="train", graded=True),  # same queries and documents
-    "eval": synth_rerank(200, seed, split="eval", graded=True),
-}
+graded = synth_rerank(n_train, seed, split="train", graded=True)
+if task == "coarse":  # the same graded records, every document about the asked object relevant
+    binary = [{**r, "labels": [1.0 if g > 0 else 0.0 for g in r["labels"]]} for r in graded]
+    sft_over = {"n_docs": 0, "n_pos": 0}  # every document of the query, its own positive ratio
+else:  # strict: only the grade-3 documents relevant (the binary view of synth_rerank)
+    binary = synth_rerank(n_train, seed, split="train")
+    sft_over = {}
+files = {"binary": binary, "graded": graded, "eval": synth_rerank(200, seed, split="eval", graded=True)}
 for name, rows in files.items():
     write_jsonl(work / f"{name}.jsonl", rows)
 common = {"seed": seed, "eval_data": str(work / "eval.jsonl"), "save_steps": 100000, "eval_steps": 50}
@@ -87,13 +90,13 @@ def report(name, r, start):
 start = time.perf_counter()
 sft = run_sft(resolve_config(SFTConfig, preset="tiny", command="train sft", overrides={
     **common, "run_name": "sft", "data": str(work / "binary.jsonl"), "output": str(work / "sft"),
-    "loss_type": "bce", "max_steps": sft_steps}))
+    "loss_type": "bce", "max_steps": sft_steps, **sft_over}))
 report("sft", sft, start)
 start = time.perf_counter()
 r = run_sft(resolve_config(SFTConfig, preset="tiny", command="train sft", overrides={
     **common, "run_name": "sft+", "model": str(sft.final_dir), "data": str(work / "binary.jsonl"),
     "output": str(work / "sft+"), "loss_type": "bce", "max_steps": extra, "learning_rate": plus_lr,
-    "lr_scheduler": "constant", "warmup_ratio": 0.0}))
+    "lr_scheduler": "constant", "warmup_ratio": 0.0, **sft_over}))
 report("sft+", r, start)
 for name, over in combos.items():
     start = time.perf_counter()
@@ -124,7 +127,7 @@ def run_seed(seed: int, args) -> dict:
     argv = [str(seed), str(args.extra_steps), json.dumps(combos), str(home), str(args.sft_steps)]
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, *argv, str(args.sft_plus_lr)],
+        [sys.executable, "-c", CHILD, *argv, str(args.sft_plus_lr), args.task],
         env=env,
         capture_output=True,
         text=True,
@@ -169,6 +172,13 @@ def main() -> None:
     parser.add_argument("--extra-steps", type=int, default=300, help="steps of sft+ and of each RL run")
     parser.add_argument("--sft-plus-lr", type=float, default=2e-4, help="constant lr of the sft+ control")
     parser.add_argument("--combos", nargs="+", default=["pl-dapo", "pw-grpo"], choices=list(COMBOS))
+    parser.add_argument(
+        "--task",
+        choices=["coarse", "strict"],
+        default="coarse",
+        help="SFT's binary labels: coarse = any document about the asked object (grades 1-3) relevant; "
+        "strict = only grade 3 (all four attributes)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     start = time.perf_counter()

