@@ -1,12 +1,17 @@
 """Benchmark: does RL after SFT raise held-out NDCG@10 once SFT has plateaued? (issue 19)
 
-    nice -n 15 python bench/rl_gain.py [--seeds 0 1 2] [--sft-steps 2000] [--extra-steps 300]
+    nice -n 15 python bench/rl_gain.py [--seeds 0 1 2] [--sft-steps 2000] [--extra-steps 300] [--task coarse]
 
 The task (``synth_rerank(graded=True)``): each query's 8-9 documents are graded 3 (all four asked
-attributes), 2 (three), 1 (two) or 0 (another object). SFT is pointwise BCE on the *binary* view of
-the same records (only grade 3 relevant), so nothing in its loss orders the negatives among
-themselves, which graded NDCG@10 rewards; RL then trains on the graded records with an NDCG reward.
-That is the setting where RL has room: the SFT loss does not optimise the reward.
+attributes), 2 (three), 1 (two) or 0 (another object). SFT is pointwise BCE on a *binary* view of
+the same records; RL then trains on the graded records with an NDCG reward. Two binary views:
+
+* ``--task coarse`` (default): every document about the asked object (grades 1-3) is relevant, as
+  coarse topical or click labels would have it (``rerankctl.data.synth.coarse_view``). Nothing in
+  SFT's loss says that a document repeating more of the asked attributes ranks higher, which graded
+  NDCG@10 rewards: RL has room, the SFT loss does not optimise the reward.
+* ``--task strict``: only grade 3 relevant. Measured: little room, because a model that learns
+  "all four attributes" from token overlap already scores three above two (bench/results/rl.md).
 
 Per seed (the seed draws the tiny model's weights, the data and all sampling), in a fresh
 RERANKCTL_HOME:
@@ -64,7 +69,7 @@ from rerankctl.config.presets import resolve_config
 from rerankctl.config.rl import RLConfig
 from rerankctl.config.sft import SFTConfig
 from rerankctl.data.io import write_jsonl
-from rerankctl.data.synth import synth_rerank
+from rerankctl.data.synth import coarse_view, synth_rerank
 from rerankctl.train.rl_runner import run_rl
 from rerankctl.train.sft_runner import run_sft
 
@@ -73,7 +78,7 @@ work, sft_steps, plus_lr, task = Path(sys.argv[4]), int(sys.argv[5]), float(sys.
 n_train = 8 * sft_steps  # one SFT pass at the tiny preset's batch of 8 queries
 graded = synth_rerank(n_train, seed, split="train", graded=True)
 if task == "coarse":  # the same graded records, every document about the asked object relevant
-    binary = [{**r, "labels": [1.0 if g > 0 else 0.0 for g in r["labels"]]} for r in graded]
+    binary = coarse_view(graded)
     sft_over = {"n_docs": 0, "n_pos": 0}  # every document of the query, its own positive ratio
 else:  # strict: only the grade-3 documents relevant (the binary view of synth_rerank)
     binary = synth_rerank(n_train, seed, split="train")

@@ -7,8 +7,10 @@
   With ``graded=True`` the same records come as ``docs``/``labels`` with graded relevance: 3 for
   a positive (all four attributes), 2 for a hard negative (three), 1 for a medium one (two), 0
   for another object. The binary view (``graded=False``, same seed) holds the same documents with
-  only the grade-3 ones relevant: a model trained on it never sees the order among negatives that
-  graded NDCG rewards, which leaves RL with a graded reward something to learn.
+  only the grade-3 ones relevant. :func:`coarse_view` is the other binary view: every document about
+  the asked object (grades 1-3) relevant, as coarse topical or click labels would mark them; a
+  model trained on it is never told that more matching attributes rank higher, which graded
+  NDCG rewards and a graded RL reward can teach.
 * **preference**: a question about one attribute of an item; the chosen answer gives that
   attribute's value, the rejected one gives another attribute, or a wrong value.
 * **vl**: see :mod:`rerankctl.data.synth_vl`.
@@ -155,6 +157,15 @@ def synth_rerank(
     rng = _rng("rerank", lang, split, seed)
     stream = _combo_stream(rng, split)
     return [_rerank_record(rng, lang, next(stream), graded) for _ in range(n)]
+
+
+def coarse_view(records: list[dict[str, Any]], min_grade: float = 1.0) -> list[dict[str, Any]]:
+    """Binary labels from graded ``docs``/``labels`` records: 1.0 where the grade is >= ``min_grade``.
+
+    >>> coarse_view([{"query": "q", "docs": ["a", "b", "c"], "labels": [3.0, 0.0, 1.0]}])[0]["labels"]
+    [1.0, 0.0, 1.0]
+    """
+    return [{**r, "labels": [1.0 if g >= min_grade else 0.0 for g in r["labels"]]} for r in records]
 
 
 def builtin_rerank_split(

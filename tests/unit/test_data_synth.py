@@ -10,6 +10,7 @@ import pytest
 from rerankctl.data.formats import parse_preference, parse_rerank, parse_vl
 from rerankctl.data.synth import (
     builtin_rerank_split,
+    coarse_view,
     combos,
     is_held_out,
     synth_preference,
@@ -156,3 +157,15 @@ def test_vl_images_show_what_the_right_response_says(tmp_path, lang):
         assert any(s in right for s in VL_SHAPES[lang])
         assert right != wrong
     assert [r["image"] for r in records] == [f"img/synth-vl-{i:06d}.png" for i in range(12)]
+
+
+def test_coarse_view_marks_every_document_about_the_object_relevant_and_keeps_the_rest():
+    graded = synth_rerank(30, seed=3, split="train", graded=True)
+    coarse = coarse_view(graded)
+    for g, c in zip(graded, coarse, strict=True):
+        assert c["query"] == g["query"] and c["docs"] == g["docs"]
+        assert c["labels"] == [1.0 if x > 0 else 0.0 for x in g["labels"]]
+        # grades 1-3 collapse to one label: the order among them is what the view hides
+        assert {x for x, y in zip(g["labels"], c["labels"], strict=True) if y == 1.0} >= {3.0}
+        assert parse_rerank(c).labels == c["labels"]
+    assert sum(len({x for x in g["labels"] if x > 0}) > 1 for g in graded) > 20  # several grades merged
