@@ -69,6 +69,12 @@ def to_row(result: Any, model: str | None = None) -> ResultRow:
                 "n_queries": result.n_queries,
                 "n_pairs": result.n_pairs,
                 "seconds": round(result.seconds, 3),
+                # the main metric per query, in file order: what a paired comparison needs
+                **(
+                    {"per_query": [q[result.main_metric] for q in result.per_query]}
+                    if result.per_query
+                    else {}
+                ),
             },
         )
     return ResultRow(

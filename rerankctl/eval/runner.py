@@ -219,8 +219,20 @@ def run_eval(opts: EvalOptions, progress: Callable[[str], None] = _echo) -> Eval
             baselines[row.dataset] = row
         elif base is not None:
             row.extra.update(baseline_main_score=base.main_score, delta=row.main_score - base.main_score)
+            pair = (base.extra.get("per_query"), row.extra.get("per_query"))
+            if pair[0] and pair[1] and len(pair[0]) == len(pair[1]):  # same queries, same order
+                from rerankctl.eval.paired import paired_comparison
+
+                row.extra["vs_baseline"] = paired_comparison(*pair)
         rows.append(row)
-        vs = f" ({row.extra['delta']:+.4f} vs {FIRST_STAGE})" if "delta" in row.extra else ""
+        vs = f" ({row.extra['delta']:+.4f} vs {FIRST_STAGE}" if "delta" in row.extra else ""
+        if "vs_baseline" in row.extra:
+            c = row.extra["vs_baseline"]
+            vs += (
+                f", 95% CI [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}];"
+                f" {c['better']} queries better, {c['worse']} worse"
+            )
+        vs += ")" if vs else ""
         progress(f"{model} | {row.dataset}: {row.main_metric} = {row.main_score:.4f}{vs}")
         if store is not None:
             log_rows_to_store(store, [row], run_id=run_id)

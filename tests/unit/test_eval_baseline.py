@@ -74,6 +74,15 @@ def test_cli_prints_both_and_the_delta_and_stores_them(tmp_path, by_length):
     assert rows["first-stage"]["main_score"] == pytest.approx(5 / 12)
     assert rows[str(model)]["extra"]["delta"] == pytest.approx(1 / 3)
     assert rows[str(model)]["extra"]["baseline_main_score"] == pytest.approx(5 / 12)
+    # per query (file order): first stage q1 0.5 (answer 2nd), q2 1/3 (3rd); by length 1.0, 0.5
+    assert rows["first-stage"]["extra"]["per_query"] == pytest.approx([0.5, 1 / 3])
+    assert rows[str(model)]["extra"]["per_query"] == pytest.approx([1.0, 0.5])
+    paired = rows[str(model)]["extra"]["vs_baseline"]
+    assert (paired["better"], paired["worse"], paired["tied"], paired["n_queries"]) == (2, 0, 0, 2)
+    assert paired["delta"] == pytest.approx(1 / 3)
+    # two queries: every resampled mean is one of 1/6, 1/3, 1/2, so the CI spans [1/6, 1/2]
+    assert paired["ci95"] == pytest.approx([1 / 6, 1 / 2])
+    assert "95% CI [+0.1667, +0.5000]; 2 queries better, 0 worse" in result.stderr
 
     with RunStore.open() as store:
         evals = {(e.model, e.metric): e.value for e in store.evals()}
