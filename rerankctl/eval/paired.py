@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# Resamples: the CI's bounds move by < 0.002 between seeds at 2,000 on 100 queries; fast at 10k queries.
+# Resamples. Measured on 100 real queries (bench/RESULTS.md, issue 20): the CI's bounds move by up
+# to ~0.01 across 20 seeds, small beside its width (0.17); the seed is fixed, so a report repeats.
 N_BOOT = 2000
+# Resampled query indices drawn at once: bounds the memory (16 MB of int64) for large datasets.
+_DRAWS_PER_CHUNK = 2_000_000
 
 
 def paired_comparison(
@@ -33,8 +36,13 @@ def paired_comparison(
     if len(baseline) != len(system) or not baseline:
         raise ValueError("paired comparison needs the same, non-empty list of queries on both sides")
     diff = np.asarray(system, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+    n = len(diff)
     rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1)
+    means = np.empty(n_boot)
+    step = max(1, _DRAWS_PER_CHUNK // n)
+    for start in range(0, n_boot, step):
+        k = min(step, n_boot - start)
+        means[start : start + k] = diff[rng.integers(0, n, size=(k, n))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     eps = 1e-12
     return {
@@ -43,5 +51,5 @@ def paired_comparison(
         "better": int((diff > eps).sum()),
         "worse": int((diff < -eps).sum()),
         "tied": int((np.abs(diff) <= eps).sum()),
-        "n_queries": len(diff),
+        "n_queries": n,
     }

@@ -183,6 +183,20 @@ def _echo(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _versus(extra: dict, baseline: str) -> str:
+    """The progress line's comparison with the baseline, or "" without ``--baseline``.
+
+    E.g. `` (+0.0825 vs first-stage, 95% CI [-0.0073, +0.1656]; 40 queries better, 25 worse)``.
+    """
+    if "delta" not in extra:
+        return ""
+    text = f"{extra['delta']:+.4f} vs {baseline}"
+    if "vs_baseline" in extra:
+        c = extra["vs_baseline"]
+        text += f", 95% CI [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]; {c['better']} queries better, {c['worse']} worse"
+    return f" ({text})"
+
+
 def run_eval(opts: EvalOptions, progress: Callable[[str], None] = _echo) -> EvalOutcome:
     """Run the evaluation ``opts`` describes; reports are written even when a model fails.
 
@@ -225,15 +239,9 @@ def run_eval(opts: EvalOptions, progress: Callable[[str], None] = _echo) -> Eval
 
                 row.extra["vs_baseline"] = paired_comparison(*pair)
         rows.append(row)
-        vs = f" ({row.extra['delta']:+.4f} vs {FIRST_STAGE}" if "delta" in row.extra else ""
-        if "vs_baseline" in row.extra:
-            c = row.extra["vs_baseline"]
-            vs += (
-                f", 95% CI [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}];"
-                f" {c['better']} queries better, {c['worse']} worse"
-            )
-        vs += ")" if vs else ""
-        progress(f"{model} | {row.dataset}: {row.main_metric} = {row.main_score:.4f}{vs}")
+        progress(
+            f"{model} | {row.dataset}: {row.main_metric} = {row.main_score:.4f}{_versus(row.extra, FIRST_STAGE)}"
+        )
         if store is not None:
             log_rows_to_store(store, [row], run_id=run_id)
             if "delta" in row.extra:
