@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -114,7 +115,12 @@ class MiniLM:
                 return emb
         emb = self.model.encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True)
         if path is not None:
-            np.save(path, emb)
+            # The cache folder does not exist on a first run; write then rename so an
+            # interrupted run never leaves a truncated .npy for the next one to load.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, emb)
+            os.replace(tmp, path)
         return emb
 
 
