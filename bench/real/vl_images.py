@@ -29,7 +29,6 @@ import ast
 import json
 import os
 import random
-import re
 import sqlite3
 import subprocess
 import sys
