@@ -46,9 +46,9 @@ def qwen3_tokenizer(qwen3_tokenizer_path: Path):
 @pytest.fixture(scope="session")
 def tiny_vl_path(shared_cache: Path) -> Path:
     """A tiny random Qwen2-VL (text hidden 64, 2 layers, 1 vision block) with the Qwen3 tokenizer, on disk."""
-    from rerankctl.models.vl_reward import build_tiny_qwen2vl
+    from rerankctl.models.vl_reward import TINY_VL_VERSION, build_tiny_qwen2vl
 
-    target = shared_cache / "tiny-qwen2vl"
+    target = shared_cache / f"tiny-qwen2vl-v{TINY_VL_VERSION}"
     if not (target / "config.json").is_file():
         build_tiny_qwen2vl(target, seed=0, tokenizer_cache=str(shared_cache / "tokenizers"))
     return target

@@ -29,6 +29,13 @@ from rerankctl.models.reward import pool_hidden
 VL_REWARD_CONFIG_NAME = "vl_reward_config.json"
 WEIGHTS_NAME = "model.safetensors"
 IMAGE_TOKEN_ID = 151655  # <|image_pad|> in Qwen2/Qwen3 vocabularies
+# Bumped when the built-in tiny model changes, so a cached older one is not reused (v2: init 0.1).
+TINY_VL_VERSION = 2
+# As for the tiny Qwen3 (models/tiny.py): the default initializer_range 0.02 is tuned for hidden
+# sizes of 1,024+; at hidden 64 the last token barely depends on the image and the answer words, and
+# a synth-vl run sat on the ln 2 plateau for 400+ steps. ~1/sqrt(hidden) leaves it within ~100 steps
+# (bench/RESULTS.md, "tiny_vl_reward", session 5).
+TINY_VL_INIT = 0.1
 
 
 @dataclass
@@ -65,6 +72,7 @@ def tiny_qwen2vl_config(**text_overrides: Any):
         "max_position_embeddings": 4096,
         # head_dim 16 -> 8 rotary frequencies split over (temporal, height, width).
         "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [2, 3, 3]},
+        "initializer_range": TINY_VL_INIT,
         **text_overrides,
     }
     vision = {
@@ -76,8 +84,11 @@ def tiny_qwen2vl_config(**text_overrides: Any):
         "patch_size": 14,
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,
+        "initializer_range": TINY_VL_INIT,
     }
-    return Qwen2VLConfig(text_config=text, vision_config=vision, pad_token_id=151643)
+    return Qwen2VLConfig(
+        text_config=text, vision_config=vision, pad_token_id=151643, initializer_range=TINY_VL_INIT
+    )
 
 
 def build_tiny_qwen2vl(
@@ -105,11 +116,13 @@ def build_tiny_qwen2vl(
 def tiny_qwen2vl_dir(seed: int = 0) -> Path:
     """The cached tiny Qwen2-VL under the rerankctl home (built on first use)."""
     from rerankctl import paths
+    from rerankctl.cache import build_once
 
-    target = paths.cache_dir("models") / f"tiny-qwen2vl-seed{seed}"
-    if not (target / "config.json").is_file():
-        build_tiny_qwen2vl(target, seed=seed)
-    return target
+    target = paths.cache_dir("models") / f"tiny-qwen2vl-v{TINY_VL_VERSION}-seed{seed}"
+    # Under a lock: several distributed workers on a fresh home ask for it at the same moment.
+    return build_once(
+        target, lambda t: (t / "config.json").is_file(), lambda t: build_tiny_qwen2vl(t, seed=seed)
+    )
 
 
 class VLRewardModel(nn.Module):
