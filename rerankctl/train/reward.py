@@ -240,8 +240,8 @@ def run_reward(
     from rerankctl.models.flash import check_attn_implementation
 
     check_attn_implementation(cfg.attn_implementation)
+    model_path = resolve_model_path(cfg)  # first: building the built-in model seeds torch itself
     set_seed(cfg.seed)
-    model_path = resolve_model_path(cfg)
     tokenizer = load_reward_tokenizer(model_path)
     train_records, eval_records, skipped = load_splits(cfg)
     train_ds = PreferencePairDataset(train_records, tokenizer, cfg.max_length)

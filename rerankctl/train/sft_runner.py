@@ -264,9 +264,11 @@ def run_sft(cfg: SFTConfig, console: Any = None, store_path: str | None = None) 
 
     quiet_libraries()
     check_attn_implementation(cfg.attn_implementation)
+    # The built-in model before set_seed: building it on first use seeds torch itself, which would
+    # give a fresh home's first run other LoRA weights than every later run of the same seed.
+    model_path = resolve_model_path(cfg)
     set_seed(cfg.seed)
     loss_fn = build_loss(cfg.loss_type, **cfg.loss_options())
-    model_path = resolve_model_path(cfg)
     tokenizer = load_tokenizer(model_path)
     prompt = PromptTokenizer(tokenizer, max_length=cfg.max_length)
     train_ds, eval_groups, dropped = build_datasets(cfg, tokenizer)

@@ -248,11 +248,13 @@ def run_vl_reward(
         from rerankctl.train.vl_reward_scoring import run_vl_test
 
         return run_vl_test(cfg, store_path=store_path)
+    # The built-in model first: building it on first use seeds torch itself, and after set_seed
+    # that would give a fresh home's first run another head than every later run of the same seed.
+    model_path = resolve_vl_model(cfg)
     set_seed(cfg.seed)
     resume, note = resolve_vl_resume(cfg)
     full_resume = resume is not None and not cfg.load_weights_only
     run_dir = resume.parent if full_resume else new_run_dir(cfg)
-    model_path = resolve_vl_model(cfg)
     head = VLHeadConfig(cfg.score_min, cfg.score_max, cfg.min_pixels, cfg.max_pixels)
     model = VLRewardModel.from_backbone(model_path, head, attn_implementation=attn_implementation(cfg))
     if resume is not None:

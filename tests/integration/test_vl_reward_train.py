@@ -222,3 +222,21 @@ def test_missing_and_corrupt_images_name_file_line_and_field(tmp_path, tiny_vl_p
     with pytest.raises(DataError) as info:
         open_image(items[1])
     assert info.value.line == 2 and info.value.field == "image" and "cannot read image" in info.value.message
+
+
+def test_first_run_on_a_fresh_home_equals_later_runs(tmp_path, rerankctl_home):
+    """Building the built-in model on first use seeds torch; the run's own seed must still decide the head."""
+    data = write_colour_data(tmp_path / "data", 24)
+    runs = [
+        run_vl_reward(
+            config("builtin:tiny-qwen2vl", data, tmp_path / f"runs{i}", batch=4, max_steps=2, eval_steps=2),
+            callbacks=[],
+        )
+        for i in range(2)
+    ]
+    assert [p.name for p in (rerankctl_home / "cache" / "models").glob("tiny-qwen2vl*")] == [
+        "tiny-qwen2vl-v2-seed0"
+    ]
+    first, second = (r.baseline for r in runs)
+    assert first["loss"] == second["loss"] and first["chosen_mean"] == second["chosen_mean"]
+    assert runs[0].final["loss"] == runs[1].final["loss"]
