@@ -202,7 +202,9 @@ def stop_signals_raise() -> Iterator[None]:
 
     Their default action kills the process on the spot: the run would stay ``running`` until
     the store marks it failed ("process died"), with nothing saying a signal stopped it.
-    Outside the main thread (signal handlers can only be set there) this does nothing.
+    Outside the main thread (signal handlers can only be set there) this does nothing. A signal
+    the process ignores is left ignored: under ``nohup`` (SIGHUP ignored) logging out must not stop
+    the run.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -214,7 +216,7 @@ def stop_signals_raise() -> Iterator[None]:
     saved = {}
     for sig_name in _STOP_SIGNALS:
         sig = getattr(signal, sig_name, None)
-        if sig is not None:
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
             saved[sig] = signal.signal(sig, handler)
     try:
         yield

@@ -87,6 +87,26 @@ def test_preflight_failures_leave_no_run_and_no_lock(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_are_recorded_as_killed_with_the_signal(tmp_path, sig):
+    previous = signal.signal(sig, signal.SIG_DFL)  # as in a shell; pytest under nohup ignores SIGHUP
+    try:
+        _run_and_kill(tmp_path, sig)
+    finally:
+        signal.signal(sig, previous)
+
+
+def test_an_ignored_sighup_stays_ignored_under_nohup(tmp_path):
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what `nohup rerankctl train ...` sets
+    try:
+        session = _begin(tmp_path / "out")
+        with session.status():
+            os.kill(os.getpid(), signal.SIGHUP)  # the terminal closing: the run goes on
+        assert RunStore.open().get_run(session.run_id).status != "killed"
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def _run_and_kill(tmp_path, sig):
     session = _begin(tmp_path / "out")
     with pytest.raises(Terminated) as exc, session.status():
         os.kill(os.getpid(), sig)
