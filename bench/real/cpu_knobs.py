@@ -3,12 +3,11 @@
     python bench/real/cpu_knobs.py [--model DIR] [--rounds 3] [--pairs 48] [--skip compile]
 
 Every comparison runs A and B interleaved in one process (this VM's speed drifts by ±10 % between
-hours), on the same Debian FAQ prompts the scoring table of bench/real/quantize_drift.py uses:
+hours), on the same full-length Debian FAQ prompts as bench/real/quantize_drift.py (length-sorted vs
+unsorted batches is bench/data_throughput.py's padding figure, not repeated here):
 
 - **threads**: scoring docs/s at 2 threads (the default: one per core) vs 1 thread, and one full
   fine-tuning step (InfoNCE group of 16 × 128 tokens) at 2 vs 1;
-- **length order**: scoring FAQ prompts of mixed length (64-256 tokens) in rerankctl's order (sorted
-  by length, so a batch pads little) vs the file's order; the padded-token fraction of each;
 - **torch.compile**: the decoder's forward compiled by inductor (``dynamic=False``, full-length
   128-token prompts, batch 16, so one shape) vs eager; compile time and max |Δ score| reported.
 
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import time
@@ -30,7 +28,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
 import fetch as fetch_mod  # noqa: E402
-from quantize_drift import faq_texts  # noqa: E402
+from quantize_drift import faq_texts, training_step  # noqa: E402
 
 
 def _rate(fn, n: int) -> float:
@@ -44,79 +42,30 @@ def _median_pair(a: list[float], b: list[float]) -> str:
     return f"{ma:.2f} vs {mb:.2f} docs/s (ratio {ma / mb:.2f}x; rounds {[round(x, 2) for x in a]} / {[round(x, 2) for x in b]})"
 
 
-def threads_and_order(model_dir: str, rounds: int, n: int) -> dict:
+def scoring_threads(model_dir: str, rounds: int, n: int) -> dict:
     import torch
 
     from rerankctl.models.reranker import Qwen3Reranker
 
     qs, ans = faq_texts()
-    rr = Qwen3Reranker(model_dir, device="cpu", max_length=256, shared_prefix=False)
-    every = rr.encode(qs, ans)
-    # Full-length 128-token prompts: answers long enough to fill the prompt tokenizer's budget.
-    rr128 = Qwen3Reranker(model_dir, device="cpu", max_length=128, shared_prefix=False)
-    fixed = [x for x in rr128.encode(qs, ans) if len(x) == 128]
+    rr = Qwen3Reranker(model_dir, device="cpu", max_length=128, shared_prefix=False)
+    fixed = [x for x in rr.encode(qs, ans) if len(x) == 128]  # answers long enough to fill the prompt
     fixed = (fixed * (n // len(fixed) + 1))[:n]
-    mixed = [x for x in every if 64 <= len(x) <= 256]
-    random.Random(0).shuffle(mixed)
-    mixed = (mixed * (n // max(len(mixed), 1) + 1))[:n]
-
-    def unsorted_batches() -> None:  # the file's order: each batch of 16 as it comes
-        for i in range(0, len(mixed), 16):
-            rr.score_ids(mixed[i : i + 16], batch_size=16)
-
-    def padded_fraction(order: list[list[int]]) -> float:
-        pad = total = 0
-        for i in range(0, len(order), 16):
-            rows = order[i : i + 16]
-            width = max(map(len, rows))
-            pad += sum(width - len(r) for r in rows)
-            total += width * len(rows)
-        return pad / total
-
     rr.score_ids(fixed[:16], batch_size=16)  # warm-up
-    t2, t1, srt, uns = [], [], [], []
+    two, one = [], []
     for _ in range(rounds):
         torch.set_num_threads(2)
-        t2.append(_rate(lambda: rr128.score_ids(fixed, batch_size=16), n))
+        two.append(_rate(lambda: rr.score_ids(fixed, batch_size=16), n))
         torch.set_num_threads(1)
-        t1.append(_rate(lambda: rr128.score_ids(fixed, batch_size=16), n))
-        torch.set_num_threads(2)
-        srt.append(_rate(lambda: rr.score_ids(mixed, batch_size=16), n))
-        uns.append(_rate(unsorted_batches, n))
-    return {
-        "scoring 128 tokens, 2 threads vs 1": _median_pair(t2, t1),
-        "scoring mixed 64-256 tokens, length-sorted vs file order": _median_pair(srt, uns),
-        "padded fraction sorted / file order": (
-            round(padded_fraction(sorted(mixed, key=len)), 3),
-            round(padded_fraction(mixed), 3),
-        ),
-    }
+        one.append(_rate(lambda: rr.score_ids(fixed, batch_size=16), n))
+    torch.set_num_threads(2)
+    return {"scoring 128 tokens, 2 threads vs 1": _median_pair(two, one)}
 
 
 def training_threads(model_dir: str, rounds: int) -> str:
     import torch
 
-    from rerankctl.data.prompt import PromptTokenizer
-    from rerankctl.losses import infonce_loss
-    from rerankctl.models.loading import load_causal_lm, load_tokenizer
-    from rerankctl.models.scoring import yes_no_scores
-
-    tok = load_tokenizer(model_dir)
-    model = load_causal_lm(model_dir, dtype=torch.float32, device="cpu").train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-6, fused=True)
-    prompt = PromptTokenizer(tok, max_length=128)
-    qs, ans = faq_texts()
-    ids, _ = prompt.encode_pairs(qs, ans, None)
-    batch = prompt.pad([x for x in ids if len(x) == 128][:16])
-    labels = torch.zeros(1, 16)
-    labels[0, 0] = 1
-
-    def step() -> None:
-        s = yes_no_scores(model, batch["input_ids"], batch["attention_mask"], prompt.yes_id, prompt.no_id)
-        infonce_loss(s.float().view(1, -1), labels).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
+    step = training_step(model_dir, 128, lora=False)
     step()  # warm-up and optimizer state
     two, one = [], []
     for _ in range(rounds):
@@ -152,7 +101,7 @@ def compiled(model_dir: str, rounds: int, n: int) -> dict:
         c.append(_rate(lambda: comp.score_ids(fixed, batch_size=16), len(fixed)))
     return {
         "scoring 128 tokens, compiled vs eager": _median_pair(c, e),
-        "first compiled batch (compile) s": round(compile_s, 1),
+        "first batch, eager + compiled (includes the compile) s": round(compile_s, 1),
         "max |score difference| (logits)": drift,
     }
 
@@ -167,7 +116,7 @@ def main() -> None:
     out: dict = {"model": args.model, "rounds": args.rounds, "pairs": args.pairs}
     t0 = time.perf_counter()
     if "threads" not in args.skip:
-        out.update(threads_and_order(args.model, args.rounds, args.pairs))
+        out.update(scoring_threads(args.model, args.rounds, args.pairs))
         print(json.dumps(out, indent=1), flush=True)
     if "train" not in args.skip:
         out["full FT step 16 x 128 tokens, 2 threads vs 1"] = training_threads(args.model, args.rounds)

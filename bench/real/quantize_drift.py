@@ -103,7 +103,11 @@ def scoring_speed(model_dir: str, n: int, length: int, mode: str) -> float:
     return n / (time.perf_counter() - start)
 
 
-def training_speed(model_dir: str, length: int, lora: bool, steps: int = 2, group: int = 16) -> float:
+def training_step(model_dir: str, length: int, lora: bool, group: int = 16):
+    """One optimizer step of an InfoNCE group of ``group`` full-length FAQ prompts, as a closure.
+
+    The model, optimizer and batch are built once; the first call allocates the optimizer state.
+    """
     import torch
 
     from rerankctl.data.prompt import PromptTokenizer
@@ -125,15 +129,20 @@ def training_speed(model_dir: str, length: int, lora: bool, steps: int = 2, grou
     ids, _ = prompt.encode_pairs(qs, ans, None)
     ids = [x for x in ids if len(x) == length][:group]
     batch = prompt.pad(ids)
+    labels = torch.zeros(1, group)
+    labels[0, 0] = 1
 
     def one() -> None:
         s = yes_no_scores(model, batch["input_ids"], batch["attention_mask"], prompt.yes_id, prompt.no_id)
-        labels = torch.zeros(1, group)
-        labels[0, 0] = 1
         infonce_loss(s.float().view(1, -1), labels).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
+    return one
+
+
+def training_speed(model_dir: str, length: int, lora: bool, steps: int = 2, group: int = 16) -> float:
+    one = training_step(model_dir, length, lora, group)
     one()  # warm-up (and optimizer state allocation)
     start = time.perf_counter()
     for _ in range(steps):
