@@ -5,8 +5,8 @@
 The defaults are the measured setting (bench/RESULTS.md, "RL gain after SFT", session 6): coarse-label
 SFT to a plateau (1500 steps), then 3000 steps of pl-dapo vs 3000 more steps of SFT (``sft+``); about
 35 min for three seeds at once on two idle cores (estimated from the per-run times: SFT ~330 s, sft+
-~510 s, pl-dapo 860-1170 s; the script was not run end to end at these defaults). At 300 RL steps (sessions 3-4) the gain was inside
-the noise: this small model sits on a plateau for 300-1400 RL steps before the graded order is learnt.
+~510 s, pl-dapo 860-1170 s; the script was not run end to end at these defaults). At 300 RL steps
+(sessions 3-4) the gain was inside the noise: this small model sits on a plateau for 300-1400 RL steps before the graded order is learnt.
 
 The task (``synth_rerank(graded=True)``): each query's 8-9 documents are graded 3 (all four asked
 attributes), 2 (three), 1 (two) or 0 (another object). SFT is pointwise BCE on a *binary* view of
